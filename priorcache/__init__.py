@@ -1,0 +1,1 @@
+"""priorcache: RL with LLM-derived priors through an adaptive semantic cache."""

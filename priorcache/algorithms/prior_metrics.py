@@ -1,0 +1,57 @@
+"""RLlib callback that turns the prior info of every env step into env-runner metrics.
+
+`PriorFeaturesWrapper` writes `prior_source` and `prior_latency_ms` into each step's info;
+this callback counts requests and hits, records latencies and KL audits in RLlib's
+`MetricsLogger`, which aggregates them across env runners. The driver reads them under
+`result["env_runners"]` with the keys below (mapped to DESIGN.md's names by the runner).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+PRIOR_REQUESTS = "prior_requests"
+PRIOR_HITS = "prior_hits"
+PRIOR_FALLBACKS = "prior_fallbacks"
+WINDOW_REQUESTS = "prior_requests_window"
+WINDOW_HITS = "prior_hits_window"
+PRIOR_LATENCY = "prior_latency_ms"
+KL_AUDIT = "prior_kl_audit"
+KL_AUDIT_SEMANTIC = "prior_kl_audit_semantic"
+AUDITS = "prior_audits"
+SUCCESS = "success"
+_HIT_SOURCES = ("near", "cache")
+
+
+class PriorMetricsCallback(RLlibCallback):
+    """Counts prior requests/hits, records their latency and episode success."""
+
+    def on_episode_start(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+        self._log_prior(episode.get_infos(-1), metrics_logger)
+
+    def on_episode_step(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+        self._log_prior(episode.get_infos(-1), metrics_logger)
+
+    def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+        metrics_logger.log_value(SUCCESS, float(bool(episode.get_infos(-1).get("won", False))), reduce="mean", window=100)
+
+    @staticmethod
+    def _log_prior(info: dict[str, Any], metrics_logger: Any) -> None:
+        source = info.get("prior_source")
+        if source is None:
+            return
+        hit = float(source in _HIT_SOURCES)
+        metrics_logger.log_value(PRIOR_REQUESTS, 1, reduce="lifetime_sum")
+        metrics_logger.log_value(PRIOR_HITS, hit, reduce="lifetime_sum")
+        metrics_logger.log_value(PRIOR_FALLBACKS, float(source == "fallback"), reduce="lifetime_sum")
+        metrics_logger.log_value(WINDOW_REQUESTS, 1, reduce="sum")
+        metrics_logger.log_value(WINDOW_HITS, hit, reduce="sum")
+        metrics_logger.log_value(PRIOR_LATENCY, info["prior_latency_ms"], reduce="percentiles",
+                                 window=2000, percentiles=[50, 95])
+        for kl, exact in info.get("prior_audits", ()):
+            metrics_logger.log_value(AUDITS, 1, reduce="lifetime_sum")
+            metrics_logger.log_value(KL_AUDIT, kl, reduce="mean", window=1000)
+            if not exact:
+                metrics_logger.log_value(KL_AUDIT_SEMANTIC, kl, reduce="mean", window=1000)

@@ -1,0 +1,64 @@
+"""Experiment config -> RLlib `AlgorithmConfig`, one factory per `algorithm.name`.
+
+The YAML runner uses these factories; they build the same `PPOPriorConfig` a user would
+write in Python, so there is one code path. `ppo` is PPO-Prior with the prior switched off
+(weight 0, no KL, no LLM asked): the no-prior baseline on the identical network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+from priorcache.algorithms.ppo_prior import PPOPriorConfig
+from priorcache.algorithms.prior_metrics import PriorMetricsCallback
+from priorcache.envs.registry import RLLIB_ENV_ID, env_config
+from priorcache.platform.config import ExperimentConfig
+
+
+def uses_prior(cfg: ExperimentConfig) -> bool:
+    """Whether the algorithm asks the LLM for a prior."""
+    return cfg.algorithm.name != "ppo"
+
+
+def _ppo_family(cfg: ExperimentConfig, game_file: Path) -> PPOPriorConfig:
+    a = cfg.algorithm
+    env = replace(cfg.env, game_file=str(game_file))
+    return (
+        PPOPriorConfig()
+        .environment(RLLIB_ENV_ID, env_config=env_config(env, cfg.prior, uses_prior(cfg)))
+        .env_runners(num_env_runners=cfg.train.num_env_runners, num_envs_per_env_runner=1,
+                     num_cpus_per_env_runner=1)
+        .learners(num_learners=0)
+        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.train_batch_size,
+                  minibatch_size=a.minibatch_size, num_epochs=a.num_epochs, entropy_coeff=a.entropy_coeff)
+        .rl_module(model_config={"hidden": a.hidden})
+        .callbacks(PriorMetricsCallback)
+        .debugging(seed=cfg.seed)
+    )
+
+
+def _ppo_prior(cfg: ExperimentConfig, game_file: Path) -> AlgorithmConfig:
+    a = cfg.algorithm
+    return _ppo_family(cfg, game_file).prior(
+        weight_start=a.prior_weight_start, weight_end=a.prior_weight_end,
+        kl_coeff=a.prior_kl_coeff, decay_steps=a.prior_decay_steps,
+    )
+
+
+def _ppo(cfg: ExperimentConfig, game_file: Path) -> AlgorithmConfig:
+    return _ppo_family(cfg, game_file).prior(weight_start=0.0, weight_end=0.0, kl_coeff=0.0)
+
+
+ALGORITHMS: dict[str, Callable[[ExperimentConfig, Path], AlgorithmConfig]] = {
+    "ppo_prior": _ppo_prior,
+    "ppo": _ppo,
+}
+
+
+def algorithm_config(cfg: ExperimentConfig, game_file: Path) -> AlgorithmConfig:
+    """The RLlib config of `algorithm.name` on `game_file`."""
+    return ALGORITHMS[cfg.algorithm.name](cfg, game_file)

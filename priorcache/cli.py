@@ -1,0 +1,72 @@
+"""The `priorcache` command line (also `python -m priorcache`).
+
+    priorcache run CONFIG [key=value ...]   train + evaluate one experiment, tracked in MLflow
+    priorcache ui [--port N]                 MLflow UI on the project's run store
+
+Config errors are reported (naming the key) before Ray starts, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from typing import Sequence
+
+from priorcache.platform.config import ConfigError, load_config
+
+EXIT_CONFIG_ERROR = 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"priorcache: config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    from priorcache.experiment import run_experiment
+
+    outcome = run_experiment(cfg)
+    s = outcome.summary
+    print(
+        f"\nfinished {cfg.name}: success {s['success_rate']:.2f} (random {s['random_success_rate']:.2f}) on "
+        f"{s['episodes']:.0f} held-out episodes | LLM queries {s['llm_queries']:.0f} of "
+        f"{s['prior_requests']:.0f} prior requests | cache hit rate {s['cache_hit_rate']:.1%}\n"
+        f"summary.json : {outcome.summary_path}\n"
+        f"MLflow run   : {outcome.mlflow_run_id} in {outcome.tracking_uri}\n"
+        f"browse it    : priorcache ui   (then open http://127.0.0.1:5000)"
+    )
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from priorcache.platform.tracking import default_artifact_root, default_tracking_uri
+
+    store = args.store or default_tracking_uri()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
+           "--default-artifact-root", default_artifact_root().as_uri(),
+           "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {store}); Ctrl-C stops it", flush=True)
+    return subprocess.call(cmd, env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "false"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="priorcache", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and evaluate one experiment")
+    run.add_argument("config", help="experiment YAML (e.g. experiments/textworld_ppo_prior.yaml)")
+    run.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. train.iterations=3)")
+    run.set_defaults(func=_run)
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the project's run store")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--store", default="", help="tracking URI (default: sqlite mlruns/mlflow.db)")
+    ui.set_defaults(func=_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

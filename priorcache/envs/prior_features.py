@@ -1,0 +1,89 @@
+"""Turns a text environment into the array observations a prior-aware RLModule reads.
+
+This wrapper is where the prior is fetched (through `PriorClient`: near-cache, shared cache,
+LLM pool), once per observation, on the env runner. Putting the prior into the observation
+means it is stored in the episodes, so the learner's KL(pi || prior) term reads it from
+the train batch instead of asking the cache again.
+
+Observation (a `Dict` space, K = max action slots, D = embedding size):
+- `state`       (D,)    unit embedding of the state text,
+- `actions`     (K, D)  unit embeddings of the candidate commands (zeros in empty slots),
+- `action_mask` (K,)    1 for a real candidate,
+- `prior_logp`  (K,)    log p_LLM(a|s) over the real candidates (0 in empty slots).
+`info` gains `prior_source`, `prior_latency_ms` and `prior_audits` (finished KL audits as
+(kl, exact) pairs); the metrics callback reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from priorcache.platform.embed import TextEmbedder
+from priorcache.platform.prior_client import PriorClient
+
+
+def feature_space(max_actions: int, dim: int) -> gym.spaces.Dict:
+    """The observation space of `PriorFeaturesWrapper`."""
+    return gym.spaces.Dict({
+        "state": gym.spaces.Box(-1.0, 1.0, (dim,), np.float32),
+        "actions": gym.spaces.Box(-1.0, 1.0, (max_actions, dim), np.float32),
+        "action_mask": gym.spaces.Box(0.0, 1.0, (max_actions,), np.float32),
+        "prior_logp": gym.spaces.Box(-np.inf, 0.0, (max_actions,), np.float32),
+    })
+
+
+class PriorFeaturesWrapper(gym.ObservationWrapper):
+    """Text observation `{"state", "candidates"}` -> arrays + LLM prior; see module docstring.
+
+    With `client=None` the prior is uniform and no LLM is asked (the no-prior baseline).
+    """
+
+    def __init__(self, env: gym.Env, embedder: TextEmbedder, client: PriorClient | None) -> None:
+        super().__init__(env)
+        self._embedder = embedder
+        self._client = client
+        self._max_actions = int(env.action_space.n)
+        self.observation_space = feature_space(self._max_actions, embedder.dim)
+        self._last_prior: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        features = self.observation(obs)
+        return features, {**info, **self._last_prior}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        features = self.observation(obs)
+        return features, reward, terminated, truncated, {**info, **self._last_prior}
+
+    def observation(self, observation: dict[str, Any]) -> dict[str, np.ndarray]:
+        state_text: str = observation["state"]
+        candidates: tuple[str, ...] = tuple(observation["candidates"])
+        k = len(candidates)
+        features = {
+            "state": np.zeros(self._embedder.dim, np.float32),
+            "actions": np.zeros((self._max_actions, self._embedder.dim), np.float32),
+            "action_mask": np.zeros(self._max_actions, np.float32),
+            "prior_logp": np.zeros(self._max_actions, np.float32),
+        }
+        if k:
+            features["actions"][:k] = self._embedder.embed(candidates)
+            features["action_mask"][:k] = 1.0
+        if self._client is not None and k:
+            result = self._client.request(state_text, candidates)
+            features["state"] = result.embedding
+            features["prior_logp"][:k] = result.logp
+            self._last_prior = {
+                "prior_source": result.source,
+                "prior_latency_ms": result.latency_ms,
+                "prior_audits": [(a.kl, a.exact) for a in result.audits],
+            }
+        else:
+            features["state"] = self._embedder.embed_one(state_text)
+            if k:
+                features["prior_logp"][:k] = -np.log(k)
+            self._last_prior = {}
+        return features

@@ -1,0 +1,143 @@
+"""Run one experiment end to end: game, Ray, prior service, RLlib training, evaluation, MLflow.
+
+`run_experiment(config)` is what `priorcache run` and `ray job submit ... python -m
+priorcache run` execute. Per iteration it logs DESIGN.md's metrics to MLflow and prints a
+progress line; at the end it evaluates the trained policy and a random policy on held-out
+seeds and writes `summary.json` into the run folder. Every metric is in the MLflow store the
+moment it is logged, and `summary.json` is written (with `status`) even when a run fails
+or is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from priorcache.algorithms.registry import algorithm_config, uses_prior
+from priorcache.envs.registry import make_env, register, resolve_game_file, env_config
+from priorcache.evaluation import EvalResult, evaluate, module_policy, random_policy
+from priorcache.metrics import collect_iteration_metrics, progress_line
+from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
+from priorcache.platform.prior_client import connect
+from priorcache.platform.tracking import RunTracker, tracking_uri
+
+log = logging.getLogger("priorcache")
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be reached at the configured address."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a finished run put its results."""
+
+    run_dir: Path
+    summary_path: Path
+    mlflow_run_id: str
+    tracking_uri: str
+    summary: dict[str, Any]
+
+
+def init_ray(cfg: RayConfig) -> None:
+    """Join `ray.address` (or RAY_ADDRESS), else start a local instance."""
+    if ray.is_initialized():
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    # Worker processes inherit these: one thread per library unless a component pins more.
+    env_vars = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    try:
+        ray.init(address=address, num_cpus=(cfg.num_cpus or None) if address is None else None,
+                 include_dashboard=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": env_vars}, log_to_driver=True)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ClusterError(
+            f"config key 'ray.address': cannot reach Ray at {address!r} ({err}); leave it empty to "
+            "start a local instance, or give the head's address (e.g. 127.0.0.1:6379)"
+        ) from err
+
+
+def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
+    """Train and evaluate as `cfg` says; see the module docstring."""
+    started = time.monotonic()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = (Path(cfg.output_dir) / f"{cfg.name}-{stamp}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    summary: dict[str, Any] = {"status": "running", "name": cfg.name, "algorithm": cfg.algorithm.name}
+    summary_path = run_dir / "summary.json"
+
+    game_file = resolve_game_file(cfg.env)
+    summary["game_file"] = str(game_file)
+    init_ray(cfg.ray)
+    register()
+    with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
+        tracker.set_tags({"run_dir": str(run_dir), "game_file": str(game_file)})
+        tracker.log_artifact(run_dir / "config.yaml")
+        try:
+            summary.update(_train_and_evaluate(cfg, game_file, run_dir, tracker, started))
+            summary["status"] = "finished"
+        except BaseException as err:
+            summary["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            summary["error"] = repr(err)
+            raise
+        finally:
+            summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+            tracker.log_artifact(summary_path)
+    return RunOutcome(run_dir, summary_path, tracker.run_id, tracking_uri(cfg.tracking), summary)
+
+
+def _train_and_evaluate(cfg: ExperimentConfig, game_file: Path, run_dir: Path, tracker: RunTracker,
+                        started: float) -> dict[str, Any]:
+    cache, pool = connect(cfg.prior) if uses_prior(cfg) else (None, None)
+    algo = algorithm_config(cfg, game_file).build_algo()
+    metrics: dict[str, float] = {}
+    try:
+        for iteration in range(1, cfg.train.iterations + 1):
+            result = algo.train()
+            metrics = collect_iteration_metrics(result, cache, pool, time.monotonic() - started)
+            tracker.log_metrics(metrics, step=iteration)
+            print(progress_line(iteration, cfg.train.iterations, metrics), flush=True)
+            if cfg.train.checkpoint_every and iteration % cfg.train.checkpoint_every == 0:
+                algo.save_to_path(str(run_dir / "checkpoint"))
+        algo.save_to_path(str(run_dir / "checkpoint"))
+        final = {**metrics, **collect_iteration_metrics(result, cache, pool, time.monotonic() - started,
+                                                         lifetime=True)}
+        trained, baseline = _evaluate(cfg, game_file, algo.get_module())
+    finally:
+        algo.stop()
+    summary = {
+        **final,
+        "train_episode_return_mean": final.get("episode_return_mean", float("nan")),
+        "train_success_rate": final.get("success_rate", float("nan")),
+        **trained.as_dict(),
+        **baseline.as_dict("random_"),
+        "eval_seeds": [cfg.eval.seed, cfg.eval.seed + cfg.eval.episodes - 1],
+        "wall_time_s": time.monotonic() - started,
+        "checkpoint": str(run_dir / "checkpoint"),
+    }
+    tracker.log_metrics({f"eval_{k}": v for k, v in {**trained.as_dict(), **baseline.as_dict("random_")}.items()},
+                        step=cfg.train.iterations)
+    return summary
+
+
+def _evaluate(cfg: ExperimentConfig, game_file: Path, module: Any) -> tuple[EvalResult, EvalResult]:
+    """(trained policy, random policy) on the held-out evaluation seeds."""
+    env_cfg = replace(cfg.env, game_file=str(game_file))
+    results = []
+    # The random policy ignores the prior: its env asks no LLM.
+    for policy, prior in ((module_policy(module, cfg.eval.greedy), uses_prior(cfg)), (random_policy, False)):
+        env = make_env(env_config(env_cfg, cfg.prior, prior))
+        try:
+            results.append(evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed))
+        finally:
+            env.close()
+    return results[0], results[1]

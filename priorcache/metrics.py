@@ -1,0 +1,87 @@
+"""The fixed metric names of DESIGN.md, and how one training iteration fills them.
+
+Sources: RLlib's result dict (env-runner metrics of `PriorMetricsCallback`, learner
+metrics of the *-Prior learners), the LLM pool (queries and call latency) and the cache
+actor (size and parameters). The same names go to MLflow, `summary.json` and benchmarks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from priorcache.algorithms import prior_metrics as pm
+from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY, PRIOR_WEIGHT_KEY
+
+METRIC_NAMES: tuple[str, ...] = (
+    "llm_queries", "prior_requests", "cache_hit_rate",
+    "prior_latency_ms_p50", "prior_latency_ms_p95", "llm_latency_ms_p50", "llm_latency_ms_p95",
+    "cache_size", "cache_threshold", "cache_refresh", "prior_kl_audit",
+    "episode_return_mean", "success_rate", "env_steps", "wall_time_s",
+)
+"""DESIGN.md's metrics: every run reports all of them."""
+
+_ENV_STEPS = "num_env_steps_sampled_lifetime"
+_RLLIB_MODULE = "default_policy"
+
+
+def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wall_time_s: float,
+                              lifetime: bool = False) -> dict[str, float]:
+    """DESIGN.md's metrics (plus a few diagnostics) after one `algo.train()`.
+
+    Rates and LLM latencies cover the iteration's window, or the whole run with `lifetime`.
+    `cache`/`pool` are the actor handles, or None when the algorithm uses no prior.
+    """
+    runners = result.get("env_runners", {})
+    requests = float(runners.get(pm.PRIOR_REQUESTS, 0))
+    if lifetime:
+        hits, window_requests = float(runners.get(pm.PRIOR_HITS, 0)), requests
+    else:
+        hits, window_requests = float(runners.get(pm.WINDOW_HITS, 0)), float(runners.get(pm.WINDOW_REQUESTS, 0))
+    metrics: dict[str, float] = {
+        "env_steps": float(runners.get(_ENV_STEPS, 0)),
+        "wall_time_s": wall_time_s,
+        "prior_requests": requests,
+        "cache_hit_rate": hits / window_requests if window_requests else 0.0,
+        "prior_fallbacks": float(runners.get(pm.PRIOR_FALLBACKS, 0)),
+        "prior_audits": float(runners.get(pm.AUDITS, 0)),
+        "episode_return_mean": float(runners.get("episode_return_mean", float("nan"))),
+        "success_rate": float(runners.get(pm.SUCCESS, float("nan"))),
+        "episode_len_mean": float(runners.get("episode_len_mean", float("nan"))),
+    }
+    metrics.update(_percentiles(runners.get(pm.PRIOR_LATENCY), "prior_latency_ms"))
+    for key in (pm.KL_AUDIT, pm.KL_AUDIT_SEMANTIC):
+        if key in runners:
+            metrics[key] = float(runners[key])
+    learner = result.get("learners", {}).get(_RLLIB_MODULE, {})
+    for key in (PRIOR_KL_KEY, PRIOR_WEIGHT_KEY):
+        if key in learner:
+            metrics[key] = float(learner[key])
+    if pool is not None:
+        metrics.update(ray.get(pool.stats.remote(window=not lifetime)))
+    else:
+        metrics["llm_queries"] = 0.0
+    if cache is not None:
+        stats = ray.get(cache.stats.remote())
+        metrics.update({"cache_size": stats["size"], "cache_threshold": stats["threshold"],
+                        "cache_refresh": stats["refresh"]})
+    return metrics
+
+
+def _percentiles(value: Any, prefix: str) -> dict[str, float]:
+    """RLlib's percentile stats ({50: x, 95: y}, keys int or str) -> `{prefix}_p50`, ..."""
+    if not isinstance(value, dict):
+        return {}
+    return {f"{prefix}_p{int(float(k))}": float(v) for k, v in value.items() if v is not None}
+
+
+def progress_line(iteration: int, iterations: int, m: dict[str, float]) -> str:
+    """One console line per iteration."""
+    return (
+        f"iter {iteration:>3}/{iterations} | steps {m['env_steps']:>7.0f} | return {m['episode_return_mean']:6.2f}"
+        f" | success {m['success_rate']:5.2f} | hit rate {m['cache_hit_rate']:6.1%}"
+        f" | LLM queries {m.get('llm_queries', 0):>5.0f}/{m['prior_requests']:<6.0f}"
+        f" | prior p50 {m.get('prior_latency_ms_p50', float('nan')):7.2f} ms"
+        f" | LLM p50 {m.get('llm_latency_ms_p50', float('nan')):6.0f} ms | {m['wall_time_s']:5.0f} s"
+    )

@@ -1,0 +1,1 @@
+"""Shared infrastructure: config, LLM backends and replica pool, embeddings, cache, tracking."""

@@ -1,0 +1,1 @@
+"""The prior cache: pure core, cluster-wide actor, KL audit."""

@@ -1,0 +1,72 @@
+"""The cluster-wide prior cache: a named async Ray actor serving one `SemanticCache`.
+
+Every env runner and learner in the cluster reaches the same actor by name, so a prior one
+process paid the LLM for is a hit for all others. Calls are batched (a list of lookups or
+inserts per round trip: a round trip costs ~1.5 ms, a lookup inside it ~0.03 ms). This
+module owns the actor's name and creation; nothing else creates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import ray
+
+from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache
+
+RAY_NAMESPACE = "priorcache"
+
+LookupRequest = tuple[np.ndarray, str, Guard]
+InsertRequest = tuple[np.ndarray, str, Guard, np.ndarray]
+
+
+def cache_actor_name(namespace: str) -> str:
+    """Ray actor name of the cache serving one cache namespace."""
+    return f"prior-cache/{namespace}"
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class CacheActor:
+    """Serves a `SemanticCache` to the cluster; all methods are batched."""
+
+    def __init__(self, params: CacheParams, dim: int) -> None:
+        self._cache = SemanticCache(params, dim)
+        self._params_version = 0
+
+    async def lookup(self, requests: list[LookupRequest]) -> tuple[list[Hit | None], CacheParams, int]:
+        """Look up several states; returns the hits and the current parameters + version."""
+        hits = [self._cache.lookup(emb, text_hash, guard) for emb, text_hash, guard in requests]
+        return hits, self._cache.params, self._params_version
+
+    async def insert(self, items: list[InsertRequest]) -> None:
+        """Store several priors."""
+        for emb, text_hash, guard, logp in items:
+            self._cache.insert(emb, text_hash, guard, logp)
+
+    async def params(self) -> tuple[CacheParams, int]:
+        """Current parameters and their version (bumped by every `set_params`)."""
+        return self._cache.params, self._params_version
+
+    async def set_params(self, **changes: Any) -> CacheParams:
+        """Change some parameters at run time (`capacity`, `threshold`, `refresh`, `mode`)."""
+        params = CacheParams(**{**asdict(self._cache.params), **changes})
+        self._cache.set_params(params)
+        self._params_version += 1
+        return params
+
+    async def stats(self) -> dict[str, float]:
+        """Counters (lookups that reached the actor), size and parameters."""
+        return self._cache.stats_dict()
+
+    async def clear(self) -> None:
+        """Drop every entry."""
+        self._cache.clear()
+
+
+def get_or_create_cache_actor(namespace: str, params: CacheParams, dim: int) -> ray.actor.ActorHandle:
+    """The cache actor of `namespace`, created with `params` if it does not exist yet."""
+    return CacheActor.options(
+        name=cache_actor_name(namespace), namespace=RAY_NAMESPACE, get_if_exists=True
+    ).remote(params, dim)

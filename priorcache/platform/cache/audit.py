@@ -1,0 +1,66 @@
+"""The KL audit: what a cache hit costs in prior quality, measured off the hot path.
+
+A random fraction of hits is re-scored by the LLM in the background; when the fresh prior
+arrives, KL(cached || fresh) is recorded (`prior_kl_audit`). The caller never waits for an
+audit, and at most `max_inflight` audits are pending per process so audits cannot crowd out
+real misses at the LLM pool.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import ray
+
+
+def kl_divergence(p_logp: np.ndarray, q_logp: np.ndarray) -> float:
+    """KL(p || q) for two log-probability vectors over the same candidates."""
+    p_logp = np.asarray(p_logp, dtype=np.float64)
+    return float(np.sum(np.exp(p_logp) * (p_logp - np.asarray(q_logp, dtype=np.float64))))
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """One audited hit."""
+
+    kl: float
+    """KL(cached prior || fresh prior), nats."""
+    exact: bool
+    """The hit was an exact text match (else a semantic neighbour)."""
+    similarity: float
+    """Cosine similarity of the hit."""
+
+
+class HitAuditor:
+    """Samples hits to audit, tracks the pending re-scorings, yields finished audits."""
+
+    def __init__(self, rate: float, max_inflight: int, seed: int | None = None) -> None:
+        self._rate = rate
+        self._max_inflight = max_inflight
+        self._rng = random.Random(seed)
+        self._pending: dict[ray.ObjectRef, tuple[np.ndarray, bool, float]] = {}
+
+    def maybe_audit(self, rescore: Callable[[], ray.ObjectRef], cached_logp: np.ndarray,
+                    exact: bool, similarity: float) -> None:
+        """With probability `rate` (and room in flight), start re-scoring this hit."""
+        if len(self._pending) >= self._max_inflight or self._rng.random() >= self._rate:
+            return
+        self._pending[rescore()] = (cached_logp, exact, similarity)
+
+    def collect(self) -> list[AuditResult]:
+        """Audits whose fresh prior has arrived since the last call (never blocks)."""
+        if not self._pending:
+            return []
+        ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+        results = []
+        for ref in ready:
+            cached_logp, exact, similarity = self._pending.pop(ref)
+            try:
+                fresh = ray.get(ref)
+            except ray.exceptions.RayError:
+                continue  # a failed audit measures nothing; the run goes on
+            results.append(AuditResult(kl_divergence(cached_logp, fresh), exact, similarity))
+        return results

@@ -1,0 +1,349 @@
+"""Typed experiment configuration: dataclass schemas, YAML loading, overrides and validation.
+
+An experiment is one YAML file under `experiments/` merged onto the `ExperimentConfig`
+schema below, then command-line overrides (`key=value`, OmegaConf dotlist syntax). Every
+mistake (unknown key, wrong type, out-of-range value, missing file) raises `ConfigError`
+naming the offending key *before* Ray starts. This module never starts anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and the fix."""
+
+
+@dataclass
+class GameConfig:
+    """A TextWorld game generated locally and cached on disk (see `envs/textworld_games.py`)."""
+
+    world_size: int = 2
+    """Number of rooms."""
+    nb_objects: int = 4
+    """Number of objects placed in the world."""
+    quest_length: int = 2
+    """Number of actions the shortest winning walkthrough needs."""
+    seed: int = 1
+    """Generation seed: the same seed gives the same game."""
+
+
+@dataclass
+class EnvConfig:
+    """The environment the agent acts in."""
+
+    name: str = "textworld"
+    """Environment family. Registered: textworld."""
+    game_file: str = ""
+    """Path to an existing TextWorld game (.z8/.ulx). Empty: generate `env.game`."""
+    game: GameConfig = field(default_factory=GameConfig)
+    """Generation parameters used when `env.game_file` is empty."""
+    games_dir: str = ".cache/games"
+    """Where generated games are cached (relative to the working directory)."""
+    max_steps: int = 50
+    """Episode step limit (truncation)."""
+    max_actions: int = 32
+    """Action slots of the policy; admissible commands beyond this are dropped (counted)."""
+
+
+@dataclass
+class LLMConfig:
+    """The LLM that scores candidate actions, and its replica pool."""
+
+    backend: str = "llama_cpp"
+    """Scoring backend. Registered: llama_cpp (CPU, default)."""
+    model_path: str = ""
+    """GGUF model file. Empty: the Gemma 3 270M Q4_K_M shipped by the PyPI package."""
+    prompt: str = "textworld-v1"
+    """Prompt template id (a versioned YAML under priorcache/platform/llm/prompts/)."""
+    normalisation: str = "mean"
+    """Candidate log-likelihood: `mean` per token (default, measured best) or `sum`."""
+    temperature: float = 1.0
+    """Prior = softmax(score / temperature) over the candidates."""
+    replicas: int = 1
+    """Number of LLM replica actors."""
+    num_cpus_per_replica: float = 1.0
+    """Ray CPU resources reserved per replica."""
+    n_threads: int = 2
+    """Threads per replica (pin it: oversubscribed threads slow llama.cpp down 10x)."""
+    n_ctx: int = 2048
+    """Context length of each replica."""
+    max_batch: int = 8
+    """Most requests one replica call scores (batching across callers)."""
+    timeout_s: float = 120.0
+    """A prior request waiting longer falls back to a uniform prior (counted)."""
+
+
+@dataclass
+class EmbedderConfig:
+    """Sentence embedder that turns a state text into a unit vector (cache key, policy input)."""
+
+    model_path: str = ""
+    """sentence-transformers folder. Empty: all-MiniLM-L6-v2 from the PyPI package."""
+    n_threads: int = 1
+    """Torch threads for embedding."""
+    memo_size: int = 4096
+    """Exact-repeat memo: a state text seen before skips the model."""
+
+
+@dataclass
+class CacheConfig:
+    """The adaptive semantic cache of priors, shared cluster-wide by a named actor."""
+
+    mode: str = "semantic"
+    """`semantic` (cosine >= threshold), `exact` (identical state text) or `off`."""
+    capacity: int = 1000
+    """Most entries kept (K); least recently used entries are evicted beyond it."""
+    threshold: float = 0.95
+    """Cosine similarity a lookup needs to hit an entry (delta)."""
+    refresh: int = 0
+    """Re-score an entry with the LLM after it served this many hits (r); 0 = never."""
+    near_capacity: int = 256
+    """Entries of the per-process near-cache in front of the actor; 0 disables it."""
+    near_sync_s: float = 5.0
+    """How often a near-cache re-reads the shared parameters (they change at run time)."""
+    namespace: str = "default"
+    """Cache namespace; runs sharing one namespace share entries."""
+    audit_rate: float = 0.1
+    """Fraction of hits re-scored by the LLM off the hot path to measure KL(cached || fresh)."""
+    audit_max_inflight: int = 2
+    """Most audit re-scorings waiting at once per process (audits never queue up behind misses)."""
+
+
+@dataclass
+class PriorConfig:
+    """Everything that produces p_LLM(a|s): LLM, embedder and cache."""
+
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+@dataclass
+class AlgorithmSettings:
+    """The RL algorithm and its hyper-parameters (RLlib names where they exist)."""
+
+    name: str = "ppo_prior"
+    """Registered: ppo_prior, ppo (no prior)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    gamma: float = 0.95
+    """Discount."""
+    train_batch_size: int = 1000
+    """Env steps per training iteration."""
+    minibatch_size: int = 250
+    """SGD minibatch size."""
+    num_epochs: int = 4
+    """SGD epochs per iteration."""
+    entropy_coeff: float = 0.01
+    """PPO entropy bonus."""
+    hidden: int = 128
+    """Width of the state/action encoders."""
+    prior_weight_start: float = 1.0
+    """Weight (1/temperature) of the prior log-probs in the posterior logits at step 0."""
+    prior_weight_end: float = 0.25
+    """Prior weight after `prior_decay_steps` env steps (trust in the prior lowers)."""
+    prior_kl_coeff: float = 0.05
+    """alpha of alpha * KL(pi || prior) in the loss at step 0 (decays like the weight)."""
+    prior_decay_steps: int = 20000
+    """Env steps over which weight and KL coefficient decay linearly to their end values."""
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    iterations: int = 10
+    """Training iterations (each samples `algorithm.train_batch_size` env steps)."""
+    num_env_runners: int = 1
+    """RLlib env runner actors (0 = sample in the driver)."""
+    checkpoint_every: int = 0
+    """Save an RLlib checkpoint every N iterations (0 = only at the end)."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on held-out seeds after training, beside a random-policy baseline."""
+
+    episodes: int = 20
+    """Episodes per policy."""
+    seed: int = 10_000
+    """First evaluation seed; training never uses seeds from here on."""
+    greedy: bool = False
+    """Act by argmax instead of sampling the posterior."""
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking."""
+
+    uri: str = ""
+    """Tracking URI. Empty: sqlite store `mlruns/mlflow.db` in the working directory."""
+    experiment: str = "priorcache"
+    """MLflow experiment name."""
+
+
+@dataclass
+class RayConfig:
+    """How to reach Ray."""
+
+    address: str = ""
+    """Cluster address. Empty: start a local Ray instance (or join RAY_ADDRESS when set)."""
+    num_cpus: int = 0
+    """CPUs of a local instance (0 = all)."""
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: environment, prior, algorithm, training, evaluation, tracking."""
+
+    name: str = "experiment"
+    """Run name (MLflow run name and output folder)."""
+    seed: int = 0
+    """Seed of training."""
+    output_dir: str = "runs"
+    """Parent folder of the run folder (summary.json, config, checkpoints)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    algorithm: AlgorithmSettings = field(default_factory=AlgorithmSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "env.name": ("textworld",),
+    "prior.llm.backend": ("llama_cpp",),
+    "prior.llm.normalisation": ("mean", "sum"),
+    "prior.cache.mode": ("semantic", "exact", "off"),
+    "algorithm.name": ("ppo_prior", "ppo"),
+}
+
+_POSITIVE: tuple[str, ...] = (
+    "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
+    "env.game.quest_length", "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
+    "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s",
+    "prior.embedder.n_threads", "prior.cache.capacity", "algorithm.lr",
+    "algorithm.train_batch_size", "algorithm.minibatch_size", "algorithm.num_epochs",
+    "algorithm.hidden", "algorithm.prior_decay_steps", "train.iterations", "eval.episodes",
+)
+
+_NON_NEGATIVE: tuple[str, ...] = (
+    "prior.cache.refresh", "prior.cache.near_capacity", "prior.cache.audit_max_inflight", "prior.cache.near_sync_s",
+    "prior.llm.num_cpus_per_replica", "algorithm.entropy_coeff", "algorithm.prior_weight_start",
+    "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
+    "train.checkpoint_every", "ray.num_cpus",
+)
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Load a YAML experiment, apply `key=value` overrides, validate, return the dataclass."""
+    schema = OmegaConf.structured(ExperimentConfig)
+    layers: list[DictConfig] = [schema]
+    if path is not None:
+        yaml_path = Path(path)
+        if not yaml_path.is_file():
+            raise ConfigError(f"experiment file {yaml_path} does not exist: pass a YAML under experiments/")
+        try:
+            layers.append(OmegaConf.load(yaml_path))
+        except Exception as err:  # yaml's parser errors have no common public base class
+            raise ConfigError(f"{yaml_path} is not valid YAML: {err}") from err
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.iterations=3)")
+    try:
+        layers.append(OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(*layers)
+        config: ExperimentConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise ConfigError(f"config key {key!r}: {_first_line(err)}") from err
+    validate(config)
+    return config
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Check values the types alone cannot; raise ConfigError naming the key."""
+    for key, choices in _CHOICES.items():
+        value = select(config, key)
+        if value not in choices:
+            raise ConfigError(f"config key {key!r} is {value!r}; choose one of {', '.join(choices)}")
+    for key in _POSITIVE:
+        if not select(config, key) > 0:
+            raise ConfigError(f"config key {key!r} must be > 0, got {select(config, key)!r}")
+    for key in _NON_NEGATIVE:
+        if select(config, key) < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {select(config, key)!r}")
+    if not 0.0 < config.prior.cache.threshold <= 1.0:
+        raise ConfigError(
+            f"config key 'prior.cache.threshold' must be in (0, 1], got {config.prior.cache.threshold}"
+        )
+    if not 0.0 <= config.prior.cache.audit_rate <= 1.0:
+        raise ConfigError(
+            f"config key 'prior.cache.audit_rate' must be in [0, 1], got {config.prior.cache.audit_rate}"
+        )
+    if config.algorithm.minibatch_size > config.algorithm.train_batch_size:
+        raise ConfigError(
+            "config key 'algorithm.minibatch_size' must not exceed 'algorithm.train_batch_size' "
+            f"({config.algorithm.minibatch_size} > {config.algorithm.train_batch_size})"
+        )
+    if config.env.game_file and not Path(config.env.game_file).is_file():
+        raise ConfigError(
+            f"config key 'env.game_file': {config.env.game_file} does not exist; "
+            "leave it empty to generate the game described by 'env.game'"
+        )
+    if config.prior.llm.model_path and not Path(config.prior.llm.model_path).is_file():
+        raise ConfigError(
+            f"config key 'prior.llm.model_path': {config.prior.llm.model_path} does not exist; "
+            "leave it empty for the Gemma 3 270M GGUF shipped on PyPI"
+        )
+
+
+def select(config: ExperimentConfig, dotted_key: str) -> Any:
+    """The value at `a.b.c` in a config dataclass."""
+    value: Any = config
+    for part in dotted_key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain nested dicts (for YAML, MLflow params, Ray transport)."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+
+
+def to_yaml(config: ExperimentConfig) -> str:
+    """The resolved config as YAML."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (MLflow params)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0]
+
+
+def from_dict(schema: type[T], tree: dict[str, Any]) -> T:
+    """Rebuild a config dataclass (e.g. `PriorConfig`) from `to_dict`-style nested dicts."""
+    merged = OmegaConf.merge(OmegaConf.structured(schema), tree)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -1,0 +1,148 @@
+"""The LLM replica pool: a named async Ray actor in front of `LLMReplica` actors.
+
+Callers anywhere in the cluster send single prior requests; the pool
+- de-duplicates identical in-flight requests (single flight: one LLM call, many waiters),
+- batches the requests that queue up while every replica is busy (up to `max_batch` per
+  replica call), so concurrent callers share replica calls,
+- records the latency of every replica call and counts the requests that reached an LLM.
+It does not cache: a finished request is forgotten (the prior cache sits in front).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import ray
+
+from priorcache.platform.cache.actor import RAY_NAMESPACE
+from priorcache.platform.cache.core import hash_text
+from priorcache.platform.config import LLMConfig
+from priorcache.platform.llm.replica import LLMReplica
+
+_LATENCY_HISTORY = 100_000
+
+Request = tuple[str, tuple[str, ...]]
+
+
+def pool_actor_name(cfg: LLMConfig) -> str:
+    """One pool per distinct LLM configuration in a cluster."""
+    return f"llm-pool/{hash_text(json.dumps(asdict(cfg), sort_keys=True))}"
+
+
+def latency_percentiles(samples: Any, prefix: str) -> dict[str, float]:
+    """`{prefix}_p50`, `{prefix}_p95` of latency samples (empty: no keys)."""
+    if len(samples) == 0:
+        return {}
+    p50, p95 = np.percentile(np.asarray(samples, dtype=np.float64), [50, 95])
+    return {f"{prefix}_p50": float(p50), f"{prefix}_p95": float(p95)}
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class ReplicaPool:
+    """Single-flight, batching front of the LLM replicas; see the module docstring."""
+
+    def __init__(self, cfg: LLMConfig) -> None:
+        self._cfg = cfg
+        self._replicas = [
+            LLMReplica.options(num_cpus=cfg.num_cpus_per_replica).remote(cfg) for _ in range(cfg.replicas)
+        ]
+        # Every replica runs the same model and template, so one answer describes all.
+        self._info: dict[str, str] = ray.get(self._replicas[0].info.remote())
+        self._inflight: dict[Request, asyncio.Future] = {}
+        self._pending: deque[tuple[Request, bool]] = deque()
+        self._idle: asyncio.Queue[int] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._queries = 0
+        self._audit_queries = 0
+        self._calls = 0
+        self._deduplicated = 0
+        self._latencies: deque[float] = deque(maxlen=_LATENCY_HISTORY)
+        self._window: list[float] = []
+
+    async def info(self) -> dict[str, str]:
+        """`model_id` and `prompt_version`: what cached priors are guarded by."""
+        return self._info
+
+    async def prior(self, state: str, candidates: list[str], audit: bool = False) -> np.ndarray:
+        """log p(a|state) over `candidates`, from an LLM replica.
+
+        `audit=True` marks a re-scoring of a cache hit (the KL audit): it is counted under
+        `llm_audit_queries`, not `llm_queries`, so audits never hide in the query savings.
+        """
+        self._start_dispatcher()
+        key = (state, tuple(candidates))
+        future = self._inflight.get(key)
+        if future is not None:
+            self._deduplicated += 1
+            return await asyncio.shield(future)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        self._pending.append((key, audit))
+        self._wakeup.set()  # type: ignore[union-attr]
+        return await asyncio.shield(future)
+
+    def _start_dispatcher(self) -> None:
+        if self._idle is not None:
+            return
+        self._idle = asyncio.Queue()
+        for index in range(len(self._replicas)):
+            self._idle.put_nowait(index)
+        self._wakeup = asyncio.Event()
+        asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        assert self._idle is not None and self._wakeup is not None
+        while True:
+            replica = await self._idle.get()
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = [self._pending.popleft() for _ in range(min(self._cfg.max_batch, len(self._pending)))]
+            asyncio.get_running_loop().create_task(self._score(replica, batch))
+
+    async def _score(self, replica: int, batch: list[tuple[Request, bool]]) -> None:
+        assert self._idle is not None
+        started = time.perf_counter()
+        try:
+            priors = await self._replicas[replica].prior.remote(
+                [state for (state, _), _ in batch], [list(cands) for (_, cands), _ in batch]
+            )
+        except Exception as err:  # the replica's error goes to every waiter, not lost here
+            for key, _ in batch:
+                self._inflight.pop(key).set_exception(err)
+        else:
+            latency_ms = (time.perf_counter() - started) * 1e3
+            self._latencies.append(latency_ms)
+            self._window.append(latency_ms)
+            self._calls += 1
+            audits = sum(audit for _, audit in batch)
+            self._audit_queries += audits
+            self._queries += len(batch) - audits
+            for (key, _), prior in zip(batch, priors):
+                self._inflight.pop(key).set_result(prior)
+        finally:
+            self._idle.put_nowait(replica)
+
+    async def stats(self, window: bool = False) -> dict[str, float]:
+        """Counters and call-latency percentiles (lifetime, or since the last window read)."""
+        samples = self._latencies
+        if window:
+            samples, self._window = self._window, []
+        return {
+            "llm_queries": self._queries,
+            "llm_audit_queries": self._audit_queries,
+            "llm_calls": self._calls,
+            "llm_deduplicated": self._deduplicated,
+            **latency_percentiles(samples, "llm_latency_ms"),
+        }
+
+
+def get_or_create_pool(cfg: LLMConfig) -> ray.actor.ActorHandle:
+    """The replica pool for `cfg`, created (with its replicas) if it does not exist yet."""
+    return ReplicaPool.options(name=pool_actor_name(cfg), namespace=RAY_NAMESPACE, get_if_exists=True).remote(cfg)

@@ -1,0 +1,89 @@
+"""One LLM replica: a Ray actor that turns (state text, candidate actions) into a prior.
+
+The replica owns a scoring backend (built by `make_backend` from `LLMConfig`) and the prompt
+template; it renders prompts, scores candidates and converts scores into the prior
+log p(a|s) = log_softmax(score / temperature). It knows nothing of caching or batching
+across callers: the replica pool does that.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import ray
+
+from priorcache.platform.config import LLMConfig
+from priorcache.platform.llm.backend import ScoringBackend
+from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
+from priorcache.platform.llm.prompts import PromptTemplate, load_prompt
+
+
+def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
+    from priorcache.platform.llm.llama_cpp_backend import LlamaCppBackend
+
+    return LlamaCppBackend(
+        resolve_model_path(cfg.model_path, cache_dir_from_env()),
+        template.prefix,
+        n_threads=cfg.n_threads,
+        n_ctx=cfg.n_ctx,
+        normalisation=cfg.normalisation,
+    )
+
+
+BACKENDS: dict[str, Callable[[LLMConfig, PromptTemplate], ScoringBackend]] = {
+    "llama_cpp": _make_llama_cpp,
+}
+
+
+def make_backend(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
+    """The scoring backend named by `prior.llm.backend`."""
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"config key 'prior.llm.backend' is {cfg.backend!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[cfg.backend](cfg, template)
+
+
+def log_softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Normalised log-probabilities of `scores / temperature`."""
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+class PriorScorer:
+    """Backend + template + temperature: states and candidates in, prior log-probs out."""
+
+    def __init__(self, cfg: LLMConfig) -> None:
+        self.template = load_prompt(cfg.prompt)
+        self.backend = make_backend(cfg, self.template)
+        self.temperature = cfg.temperature
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    @property
+    def prompt_version(self) -> str:
+        return self.template.id
+
+    def prior(self, states: Sequence[str], candidate_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """log p(a|s) over each candidate list (sums to 1 in probability space)."""
+        prompts = [self.template.render_state(state=s) for s in states]
+        continuations = [[self.template.render_candidate(a) for a in cands] for cands in candidate_lists]
+        return [log_softmax(s, self.temperature) for s in self.backend.score(prompts, continuations)]
+
+
+@ray.remote(max_restarts=0)
+class LLMReplica:
+    """A Ray actor hosting one `PriorScorer` (its CPU/GPU resources come from `.options`)."""
+
+    def __init__(self, cfg: LLMConfig) -> None:
+        self._scorer = PriorScorer(cfg)
+
+    def info(self) -> dict[str, str]:
+        """The ids cached priors are guarded by."""
+        return {"model_id": self._scorer.model_id, "prompt_version": self._scorer.prompt_version}
+
+    def prior(self, states: list[str], candidate_lists: list[list[str]]) -> list[np.ndarray]:
+        """Batched prior; see `PriorScorer.prior`."""
+        return self._scorer.prior(states, candidate_lists)

@@ -1,0 +1,138 @@
+"""The prior request path of one process: embed -> near-cache -> cache actor -> LLM pool.
+
+`PriorClient.request(state_text, candidates)` returns log p_LLM(a|s) over the candidates and
+says where it came from (`near`, `cache`, `llm` or `fallback`) and how long it took. The
+near-cache is a small `SemanticCache` in this process with the shared cache's parameters
+(re-read every `near_sync_s` seconds, since the meta-optimizer changes them at run time).
+A request the LLM does not answer within `prior.llm.timeout_s` gets a uniform prior and is
+not cached. A fraction of hits is audited against a fresh LLM prior (`cache/audit.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+import ray
+from ray.exceptions import GetTimeoutError
+
+from priorcache.platform.cache.actor import get_or_create_cache_actor
+from priorcache.platform.cache.audit import AuditResult, HitAuditor
+from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache, hash_text
+from priorcache.platform.config import PriorConfig
+from priorcache.platform.embed import EMBEDDING_DIM, TextEmbedder
+from priorcache.platform.llm.pool import get_or_create_pool
+
+SOURCES = ("near", "cache", "llm", "fallback")
+
+
+@dataclass(frozen=True)
+class PriorResult:
+    """One answered prior request."""
+
+    logp: np.ndarray
+    """log p(a|s) per candidate."""
+    embedding: np.ndarray
+    """Unit embedding of the state text (also a policy input)."""
+    source: str
+    """One of SOURCES."""
+    latency_ms: float
+    """End to end, embedding included."""
+    audits: tuple[AuditResult, ...] = ()
+    """KL audits of earlier hits that finished since the previous request."""
+
+
+def cache_params(cfg: PriorConfig) -> CacheParams:
+    """The shared cache's initial parameters from the config."""
+    c = cfg.cache
+    return CacheParams(mode=c.mode, capacity=c.capacity, threshold=c.threshold, refresh=c.refresh)
+
+
+def connect(cfg: PriorConfig) -> tuple[ray.actor.ActorHandle, ray.actor.ActorHandle]:
+    """The (cache actor, replica pool) of this config, created when missing."""
+    cache = get_or_create_cache_actor(cfg.cache.namespace, cache_params(cfg), EMBEDDING_DIM)
+    return cache, get_or_create_pool(cfg.llm)
+
+
+class PriorClient:
+    """Answers prior requests for one process; see the module docstring."""
+
+    def __init__(self, cfg: PriorConfig, embedder: TextEmbedder | None = None) -> None:
+        self._cfg = cfg
+        self.embedder = embedder or TextEmbedder(
+            cfg.embedder.model_path or None, n_threads=cfg.embedder.n_threads, memo_size=cfg.embedder.memo_size
+        )
+        self._cache, self._pool = connect(cfg)
+        info = ray.get(self._pool.info.remote())
+        self._model_id, self._prompt_version = info["model_id"], info["prompt_version"]
+        params, self._params_version = ray.get(self._cache.params.remote())
+        self._near = (
+            SemanticCache(replace(params, capacity=cfg.cache.near_capacity), self.embedder.dim)
+            if cfg.cache.near_capacity else None
+        )
+        self._synced_at = time.monotonic()
+        self._auditor = HitAuditor(cfg.cache.audit_rate, cfg.cache.audit_max_inflight)
+
+    @property
+    def guard_ids(self) -> tuple[str, str]:
+        """(model id, prompt version) of the priors this client receives."""
+        return self._model_id, self._prompt_version
+
+    def request(self, state_text: str, candidates: Sequence[str]) -> PriorResult:
+        """The prior over `candidates` in the state described by `state_text`."""
+        started = time.perf_counter()
+        embedding = self.embedder.embed_one(state_text)
+        text_hash = hash_text(state_text)
+        guard = Guard.for_candidates(self._model_id, self._prompt_version, candidates)
+        self._sync_near_params()
+        hit, source = self._lookup(embedding, text_hash, guard)
+        if hit is not None:
+            logp = hit.logp
+            self._auditor.maybe_audit(
+                lambda: self._pool.prior.remote(state_text, list(candidates), audit=True),
+                logp, hit.exact, hit.similarity,
+            )
+        else:
+            logp, source = self._ask_llm(state_text, candidates)
+            if source == "llm":
+                self._cache.insert.remote([(embedding, text_hash, guard, logp)])
+                if self._near is not None:
+                    self._near.insert(embedding, text_hash, guard, logp)
+        latency_ms = (time.perf_counter() - started) * 1e3
+        return PriorResult(logp, embedding, source, latency_ms, tuple(self._auditor.collect()))
+
+    def _lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard) -> tuple[Hit | None, str]:
+        if self._near is not None:
+            hit = self._near.lookup(embedding, text_hash, guard)
+            if hit is not None:
+                return hit, "near"
+        hits, params, version = ray.get(self._cache.lookup.remote([(embedding, text_hash, guard)]))
+        self._apply_params(params, version)
+        if hits[0] is None:
+            return None, "llm"
+        if self._near is not None:
+            self._near.insert(embedding, text_hash, guard, hits[0].logp)
+        return hits[0], "cache"
+
+    def _ask_llm(self, state_text: str, candidates: Sequence[str]) -> tuple[np.ndarray, str]:
+        ref = self._pool.prior.remote(state_text, list(candidates))
+        try:
+            return ray.get(ref, timeout=self._cfg.llm.timeout_s), "llm"
+        except GetTimeoutError:
+            ray.cancel(ref)
+            return np.full(len(candidates), -np.log(len(candidates))), "fallback"
+
+    def _sync_near_params(self) -> None:
+        if self._near is None or time.monotonic() - self._synced_at < self._cfg.cache.near_sync_s:
+            return
+        params, version = ray.get(self._cache.params.remote())
+        self._apply_params(params, version)
+
+    def _apply_params(self, params: CacheParams, version: int) -> None:
+        self._synced_at = time.monotonic()
+        if self._near is None or version == self._params_version:
+            return
+        self._params_version = version
+        self._near.set_params(replace(params, capacity=self._cfg.cache.near_capacity))

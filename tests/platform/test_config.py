@@ -1,0 +1,57 @@
+"""Config loading: YAML + overrides onto the typed schema; errors name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from priorcache.platform.config import ConfigError, ExperimentConfig, from_dict, load_config, to_dict
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["train.iterations=3", "prior.cache.threshold=0.9", "prior.cache.mode=exact"])
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.train.iterations == 3 and cfg.prior.cache.threshold == 0.9 and cfg.prior.cache.mode == "exact"
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiments_load(path):
+    load_config(path)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("prior.cache.treshold=0.9", "prior.cache.treshold"),
+    ("train.iterations=many", "train.iterations"),
+    ("prior.cache.threshold=1.5", "prior.cache.threshold"),
+    ("prior.cache.mode=fuzzy", "prior.cache.mode"),
+    ("algorithm.name=sac", "algorithm.name"),
+    ("env.max_steps=0", "env.max_steps"),
+    ("env.game_file=/nonexistent/game.z8", "env.game_file"),
+    ("prior.llm.model_path=/nonexistent/model.gguf", "prior.llm.model_path"),
+])
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_override_without_equals_sign():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["train.iterations"])
+
+
+def test_bad_yaml_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("prior:\n  cache:\n    capacityy: 10\n")
+    with pytest.raises(ConfigError, match=r"prior\.cache\.capacityy"):
+        load_config(path)
+
+
+def test_missing_experiment_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("experiments/nope.yaml")
+
+
+def test_round_trip_through_plain_dicts():
+    cfg = load_config(None, ["prior.cache.capacity=7"])
+    assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
