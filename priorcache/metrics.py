@@ -51,9 +51,7 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
         "episode_len_mean": float(runners.get("episode_len_mean", float("nan"))),
     }
     metrics.update(_percentiles(runners.get(pm.PRIOR_LATENCY), "prior_latency_ms"))
-    for key in (pm.KL_AUDIT, pm.KL_AUDIT_SEMANTIC):
-        if key in runners:
-            metrics[key] = float(runners[key])
+    metrics.update(_kl_audit(runners))
     learner = result.get("learners", {}).get(_RLLIB_MODULE, {})
     for key in (PRIOR_KL_KEY, PRIOR_WEIGHT_KEY):
         if key in learner:
@@ -67,6 +65,24 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
         metrics.update({"cache_size": stats["size"], "cache_threshold": stats["threshold"],
                         "cache_refresh": stats["refresh"]})
     return metrics
+
+
+def _kl_audit(runners: dict[str, Any]) -> dict[str, float]:
+    """`prior_kl_audit`: expected KL(cached || fresh) per hit over the run.
+
+    Exact hits cost 0 nats by construction (same text, model, prompt, candidates); semantic
+    hits cost what their audits measured. So the per-hit mean is the semantic share of hits
+    times the audited semantic mean; it is 0 when no semantic hit was served, and unknown
+    (absent) while semantic hits exist but no audit has finished.
+    """
+    hits = float(runners.get(pm.PRIOR_HITS, 0))
+    semantic = float(runners.get(pm.SEMANTIC_HITS, 0))
+    if semantic == 0:
+        return {"prior_kl_audit": 0.0} if hits else {}
+    if pm.KL_AUDIT_SEMANTIC not in runners:
+        return {}
+    kl = float(runners[pm.KL_AUDIT_SEMANTIC])
+    return {"prior_kl_audit": semantic / hits * kl, pm.KL_AUDIT_SEMANTIC: kl}
 
 
 def _percentiles(value: Any, prefix: str) -> dict[str, float]:

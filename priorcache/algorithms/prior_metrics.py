@@ -18,7 +18,7 @@ PRIOR_FALLBACKS = "prior_fallbacks"
 WINDOW_REQUESTS = "prior_requests_window"
 WINDOW_HITS = "prior_hits_window"
 PRIOR_LATENCY = "prior_latency_ms"
-KL_AUDIT = "prior_kl_audit"
+SEMANTIC_HITS = "prior_semantic_hits"
 KL_AUDIT_SEMANTIC = "prior_kl_audit_semantic"
 AUDITS = "prior_audits"
 SUCCESS = "success"
@@ -43,6 +43,7 @@ class PriorMetricsCallback(RLlibCallback):
         if source is None:
             return
         hit = float(source in _HIT_SOURCES)
+        metrics_logger.log_value(SEMANTIC_HITS, float(hit and not info["prior_exact"]), reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_REQUESTS, 1, reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_HITS, hit, reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_FALLBACKS, float(source == "fallback"), reduce="lifetime_sum")
@@ -50,8 +51,6 @@ class PriorMetricsCallback(RLlibCallback):
         metrics_logger.log_value(WINDOW_HITS, hit, reduce="sum")
         metrics_logger.log_value(PRIOR_LATENCY, info["prior_latency_ms"], reduce="percentiles",
                                  window=2000, percentiles=[50, 95])
-        for kl, exact in info.get("prior_audits", ()):
+        for kl in info["prior_audits"]:
             metrics_logger.log_value(AUDITS, 1, reduce="lifetime_sum")
-            metrics_logger.log_value(KL_AUDIT, kl, reduce="mean", window=1000)
-            if not exact:
-                metrics_logger.log_value(KL_AUDIT_SEMANTIC, kl, reduce="mean", window=1000)
+            metrics_logger.log_value(KL_AUDIT_SEMANTIC, kl, reduce="mean", window=1000)

@@ -30,8 +30,9 @@ def _ppo_family(cfg: ExperimentConfig, game_file: Path) -> PPOPriorConfig:
     return (
         PPOPriorConfig()
         .environment(RLLIB_ENV_ID, env_config=env_config(env, cfg.prior, uses_prior(cfg)))
+        # No sample timeout: while the cache is cold, LLM misses make sampling slow, not stuck.
         .env_runners(num_env_runners=cfg.train.num_env_runners, num_envs_per_env_runner=1,
-                     num_cpus_per_env_runner=1)
+                     num_cpus_per_env_runner=1, sample_timeout_s=None)
         .learners(num_learners=0)
         .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.train_batch_size,
                   minibatch_size=a.minibatch_size, num_epochs=a.num_epochs, entropy_coeff=a.entropy_coeff)

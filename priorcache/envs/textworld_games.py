@@ -44,17 +44,19 @@ class GameSpec:
     """Minimum number of objects; the quest may need more, the rest are distractors.
     Each object adds `take/drop/examine/...` candidates to every state it is visible in."""
     quest_length: int = 2
-    """Number of actions in the winning walkthrough (and, with dense rewards, about the maximum score)."""
+    """Number of actions in the winning walkthrough; with dense rewards, also the maximum score
+    (one less for each walkthrough prefix already achieved at the start)."""
     seed: int = 1
     """Generation seed: the same spec (seed included) gives the same game."""
 
     def __post_init__(self) -> None:
-        for name, minimum in (("world_size", 1), ("nb_objects", 0), ("quest_length", 1), ("seed", 0)):
+        minimums = {"world_size": 1, "nb_objects": 0, "quest_length": 1, "seed": 0}
+        for name, minimum in minimums.items():
             value = getattr(self, name)
             if not isinstance(value, int) or value < minimum:
                 raise ValueError(
-                    f"GameSpec.{name} (config key 'env.game.{name}') must be an integer >= {minimum}, "
-                    f"got {value!r}"
+                    f"GameSpec.{name} (config key 'env.game.{name}') must be an integer "
+                    f">= {minimum}, got {value!r}"
                 )
 
     @property
@@ -72,8 +74,9 @@ def ensure_game(spec: GameSpec, games_dir: Path) -> Path:
     """The compiled game file for `spec` under `games_dir`, generated only if not cached.
 
     Generation writes into a temporary folder inside `games_dir` and then renames the files
-    into place, the `.z8` last: an interrupted generation leaves no partial game, and a game
-    counts as cached only when both its `.z8` and `.json` exist. Concurrent callers (several
+    into place, the `.z8` last: an interrupted generation leaves no partial game (a killed
+    process may leave a hidden `.tw-...` temp folder, which is ignored), and a game counts as
+    cached only when both its `.z8` and `.json` exist. Concurrent callers (several
     env runners on one node) may each generate the game; generation is deterministic and the
     renames are atomic, so whichever finishes last installs an identical game.
     """
@@ -85,7 +88,8 @@ def ensure_game(spec: GameSpec, games_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=target.parent))
     try:
-        built = Path(compile_game(_make_dense_game(spec), _options(spec, tmp_dir / target.name)))
+        options = _options(spec, tmp_dir / target.name)
+        built = Path(compile_game(_make_dense_game(spec, options), options))
         os.replace(built.with_suffix(".json"), metadata)
         os.replace(built, target)
     finally:
@@ -100,13 +104,12 @@ def _options(spec: GameSpec, path: Path) -> textworld.GameOptions:
     options.quest_length = spec.quest_length
     options.seeds = spec.seed
     options.path = str(path)
-    options.force_recompile = True
     return options
 
 
-def _make_dense_game(spec: GameSpec) -> Game:
+def _make_dense_game(spec: GameSpec, options: textworld.GameOptions) -> Game:
     try:
-        game = make_game(_options(spec, Path(spec.key)))
+        game = make_game(options)
     except QuestGenerationError as exc:
         raise GameGenerationError(
             f"TextWorld found no quest for {spec}: {exc}. Lower 'env.game.quest_length', raise "
@@ -125,13 +128,17 @@ def _progress_quests(game: Game) -> tuple[Quest, ...]:
     player is in the room that `go south` leads to) and is awarded at most once, so undoing
     and redoing a step earns nothing. Prefixes whose condition already holds at the start
     (e.g. `go south` back into the start room) are skipped: they would pay for any first move.
-    Optional quests do not gate winning, which still needs the main quest only.
+    Optional quests do not gate winning, which still needs the main quest only; a player who
+    wins by another route may skip some prefix points, so a win can score below `max_score`.
     """
+    # `make_game` builds one quest (nb_parallel_quests=1) with one winning event.
     (main,) = game.quests
     (event,) = main.win_events
     quests = []
     for i in range(1, len(event.actions)):
         prefix = Event(actions=event.actions[:i], commands=event.commands[:i])
         if not prefix.is_triggering(game.world.state):
-            quests.append(Quest(win_events=[prefix], reward=1, optional=True, commands=prefix.commands))
+            quests.append(
+                Quest(win_events=[prefix], reward=1, optional=True, commands=prefix.commands)
+            )
     return tuple(quests)

@@ -38,6 +38,8 @@ class PriorResult:
     """Unit embedding of the state text (also a policy input)."""
     source: str
     """One of SOURCES."""
+    exact: bool
+    """A hit on the identical state text (False for semantic hits and misses)."""
     latency_ms: float
     """End to end, embedding included."""
     audits: tuple[AuditResult, ...] = ()
@@ -90,10 +92,11 @@ class PriorClient:
         hit, source = self._lookup(embedding, text_hash, guard)
         if hit is not None:
             logp = hit.logp
-            self._auditor.maybe_audit(
-                lambda: self._pool.prior.remote(state_text, list(candidates), audit=True),
-                logp, hit.exact, hit.similarity,
-            )
+            if not hit.exact:
+                self._auditor.maybe_audit(
+                    lambda: self._pool.prior.remote(state_text, list(candidates), audit=True),
+                    logp, hit.similarity,
+                )
         else:
             logp, source = self._ask_llm(state_text, candidates)
             if source == "llm":
@@ -101,7 +104,8 @@ class PriorClient:
                 if self._near is not None:
                     self._near.insert(embedding, text_hash, guard, logp)
         latency_ms = (time.perf_counter() - started) * 1e3
-        return PriorResult(logp, embedding, source, latency_ms, tuple(self._auditor.collect()))
+        exact = hit is not None and hit.exact
+        return PriorResult(logp, embedding, source, exact, latency_ms, tuple(self._auditor.collect()))
 
     def _lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard) -> tuple[Hit | None, str]:
         if self._near is not None:

@@ -1,9 +1,11 @@
 """The KL audit: what a cache hit costs in prior quality, measured off the hot path.
 
-A random fraction of hits is re-scored by the LLM in the background; when the fresh prior
-arrives, KL(cached || fresh) is recorded (`prior_kl_audit`). The caller never waits for an
-audit, and at most `max_inflight` audits are pending per process so audits cannot crowd out
-real misses at the LLM pool.
+A random fraction of *semantic* hits (a neighbour's prior served for a different state text)
+is re-scored by the LLM in the background; when the fresh prior arrives, KL(cached || fresh)
+is recorded. Exact hits are not audited: same text, model, prompt and candidates give the
+same scores, so their KL is 0 by construction. The caller never waits for an audit, at most
+`max_inflight` audits are pending per process, and the LLM pool serves audits only when no
+real miss waits.
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ class AuditResult:
 
     kl: float
     """KL(cached prior || fresh prior), nats."""
-    exact: bool
-    """The hit was an exact text match (else a semantic neighbour)."""
     similarity: float
     """Cosine similarity of the hit."""
 
@@ -41,14 +41,14 @@ class HitAuditor:
         self._rate = rate
         self._max_inflight = max_inflight
         self._rng = random.Random(seed)
-        self._pending: dict[ray.ObjectRef, tuple[np.ndarray, bool, float]] = {}
+        self._pending: dict[ray.ObjectRef, tuple[np.ndarray, float]] = {}
 
     def maybe_audit(self, rescore: Callable[[], ray.ObjectRef], cached_logp: np.ndarray,
-                    exact: bool, similarity: float) -> None:
-        """With probability `rate` (and room in flight), start re-scoring this hit."""
+                    similarity: float) -> None:
+        """With probability `rate` (and room in flight), start re-scoring this semantic hit."""
         if len(self._pending) >= self._max_inflight or self._rng.random() >= self._rate:
             return
-        self._pending[rescore()] = (cached_logp, exact, similarity)
+        self._pending[rescore()] = (cached_logp, similarity)
 
     def collect(self) -> list[AuditResult]:
         """Audits whose fresh prior has arrived since the last call (never blocks)."""
@@ -57,10 +57,10 @@ class HitAuditor:
         ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
         results = []
         for ref in ready:
-            cached_logp, exact, similarity = self._pending.pop(ref)
+            cached_logp, similarity = self._pending.pop(ref)
             try:
                 fresh = ray.get(ref)
             except ray.exceptions.RayError:
                 continue  # a failed audit measures nothing; the run goes on
-            results.append(AuditResult(kl_divergence(cached_logp, fresh), exact, similarity))
+            results.append(AuditResult(kl_divergence(cached_logp, fresh), similarity))
         return results

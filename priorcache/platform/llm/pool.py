@@ -4,6 +4,7 @@ Callers anywhere in the cluster send single prior requests; the pool
 - de-duplicates identical in-flight requests (single flight: one LLM call, many waiters),
 - batches the requests that queue up while every replica is busy (up to `max_batch` per
   replica call), so concurrent callers share replica calls,
+- serves KL-audit re-scorings only when no real request waits (audits must not slow misses),
 - records the latency of every replica call and counts the requests that reached an LLM.
 It does not cache: a finished request is forgotten (the prior cache sits in front).
 """
@@ -52,10 +53,10 @@ class ReplicaPool:
         self._replicas = [
             LLMReplica.options(num_cpus=cfg.num_cpus_per_replica).remote(cfg) for _ in range(cfg.replicas)
         ]
-        # Every replica runs the same model and template, so one answer describes all.
-        self._info: dict[str, str] = ray.get(self._replicas[0].info.remote())
+        self._info: dict[str, str] | None = None
         self._inflight: dict[Request, asyncio.Future] = {}
-        self._pending: deque[tuple[Request, bool]] = deque()
+        self._pending: deque[Request] = deque()
+        self._pending_audits: deque[Request] = deque()
         self._idle: asyncio.Queue[int] | None = None
         self._wakeup: asyncio.Event | None = None
         self._queries = 0
@@ -67,6 +68,9 @@ class ReplicaPool:
 
     async def info(self) -> dict[str, str]:
         """`model_id` and `prompt_version`: what cached priors are guarded by."""
+        if self._info is None:
+            # Every replica runs the same model and template, so one answer describes all.
+            self._info = await self._replicas[0].info.remote()
         return self._info
 
     async def prior(self, state: str, candidates: list[str], audit: bool = False) -> np.ndarray:
@@ -83,7 +87,7 @@ class ReplicaPool:
             return await asyncio.shield(future)
         future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
-        self._pending.append((key, audit))
+        (self._pending_audits if audit else self._pending).append(key)
         self._wakeup.set()  # type: ignore[union-attr]
         return await asyncio.shield(future)
 
@@ -100,31 +104,33 @@ class ReplicaPool:
         assert self._idle is not None and self._wakeup is not None
         while True:
             replica = await self._idle.get()
-            while not self._pending:
+            while not (self._pending or self._pending_audits):
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            batch = [self._pending.popleft() for _ in range(min(self._cfg.max_batch, len(self._pending)))]
-            asyncio.get_running_loop().create_task(self._score(replica, batch))
+            queue, audit = (self._pending, False) if self._pending else (self._pending_audits, True)
+            batch = [queue.popleft() for _ in range(min(self._cfg.max_batch, len(queue)))]
+            asyncio.get_running_loop().create_task(self._score(replica, batch, audit))
 
-    async def _score(self, replica: int, batch: list[tuple[Request, bool]]) -> None:
+    async def _score(self, replica: int, batch: list[Request], audit: bool) -> None:
         assert self._idle is not None
         started = time.perf_counter()
         try:
             priors = await self._replicas[replica].prior.remote(
-                [state for (state, _), _ in batch], [list(cands) for (_, cands), _ in batch]
+                [state for state, _ in batch], [list(cands) for _, cands in batch]
             )
         except Exception as err:  # the replica's error goes to every waiter, not lost here
-            for key, _ in batch:
+            for key in batch:
                 self._inflight.pop(key).set_exception(err)
         else:
             latency_ms = (time.perf_counter() - started) * 1e3
             self._latencies.append(latency_ms)
             self._window.append(latency_ms)
             self._calls += 1
-            audits = sum(audit for _, audit in batch)
-            self._audit_queries += audits
-            self._queries += len(batch) - audits
-            for (key, _), prior in zip(batch, priors):
+            if audit:
+                self._audit_queries += len(batch)
+            else:
+                self._queries += len(batch)
+            for key, prior in zip(batch, priors):
                 self._inflight.pop(key).set_result(prior)
         finally:
             self._idle.put_nowait(replica)

@@ -1,0 +1,53 @@
+# The project's single entry point. Targets create the locked environment on first use.
+#   make run    - the default experiment (PPO-Prior on a generated TextWorld game, CPU LLM prior
+#                 through the shared cache, tracked in MLflow)
+#   make test   - the test suite (fast + real-path tests; `make test-all` adds the slow ones)
+#   make ui     - MLflow UI on the project's run store (http://127.0.0.1:5000)
+#   make bench  - prior-latency benchmark (cache hit vs LLM call)
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BOOT := .cache/bootstrap
+UV := $(or $(shell command -v uv 2>/dev/null),$(BOOT)/bin/uv)
+EXPERIMENT ?= experiments/textworld_ppo_prior.yaml
+PYTEST_ARGS ?=
+
+# llama-cpp-python builds from source; its default native build (-march=native) segfaults on
+# these CPUs (AMX), so build for a portable AVX2 baseline (see docs/install.md).
+export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+  -DGGML_BMI2=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+export UV_PYTHON := 3.11
+
+.PHONY: env run test test-all ui bench clean
+
+env: $(VENV)/.synced
+
+$(BOOT)/bin/uv:
+	python3 -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet uv==0.13.9
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+run: env
+	$(PY) -m priorcache run $(EXPERIMENT) $(ARGS)
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-all: PYTEST_ARGS += -m ""
+test-all: test
+
+ui: env
+	$(PY) -m priorcache ui
+
+bench: env
+	$(PY) benchmarks/prior_latency.py
+
+clean:
+	rm -rf $(VENV) $(BOOT)

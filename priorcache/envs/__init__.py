@@ -1,0 +1,37 @@
+"""Text environments the agent plays, and their observation pipeline.
+
+- `textworld_games`: seeded TextWorld game generation, cached on disk (`GameSpec`, `ensure_game`).
+- `textworld_env`: `TextWorldEnv`, a gymnasium env with text observations `{"state", "candidates"}`.
+- `prior_features`: `PriorFeaturesWrapper`, text -> embeddings + LLM prior arrays.
+- `registry`: env factories by config name and their RLlib registration.
+
+The game and env names below are re-exported lazily: importing this package (e.g. through
+`priorcache.envs.registry` on a process that never plays) does not load TextWorld, whose
+import takes about a second.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "GameSpec": "textworld_games",
+    "GameGenerationError": "textworld_games",
+    "ensure_game": "textworld_games",
+    "game_path": "textworld_games",
+    "TextWorldEnv": "textworld_env",
+    "GameFileError": "textworld_env",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

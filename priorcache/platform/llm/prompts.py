@@ -1,0 +1,69 @@
+"""Versioned prompt templates, shipped as YAML data in `priorcache/platform/llm/prompts/`.
+
+A template's id (`<name>-v<version>`) guards cached priors, so a changed text must get a new
+version file rather than an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+_PROMPTS_PACKAGE = "priorcache.platform.llm"
+_PROMPTS_DIR = "prompts"
+_FIELDS = ("name", "version", "prefix", "state", "candidate")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """Fixed prefix (KV-cached by backends), per-state prompt and per-candidate continuation."""
+
+    name: str
+    version: int
+    prefix: str
+    state: str
+    """`str.format` template of the per-state prompt, e.g. "{state}\\n>"."""
+    candidate: str
+    """`str.format` template of a candidate continuation with field `action`, e.g. " {action}"."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    def render_state(self, **fields: str) -> str:
+        """The prompt that follows the prefix, with the template's named fields filled in."""
+        return self.state.format(**fields)
+
+    def render_candidate(self, action: str) -> str:
+        """The text scored as the continuation of the prompt for one candidate action."""
+        return self.candidate.format(action=action)
+
+
+def available_prompts() -> list[str]:
+    """Ids of the templates shipped with the package."""
+    folder = resources.files(_PROMPTS_PACKAGE).joinpath(_PROMPTS_DIR)
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def load_prompt(prompt_id: str) -> PromptTemplate:
+    """The shipped template `prompt_id` (config key `prior.llm.prompt`)."""
+    available = available_prompts()
+    if prompt_id not in available:
+        raise ValueError(
+            f"config key 'prior.llm.prompt' is {prompt_id!r}, which is not a shipped prompt template; "
+            f"choose one of {', '.join(available)}"
+        )
+    text = resources.files(_PROMPTS_PACKAGE).joinpath(_PROMPTS_DIR).joinpath(f"{prompt_id}.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    missing = [key for key in _FIELDS if key not in data]
+    if missing:
+        raise ValueError(f"prompt template {prompt_id}.yaml lacks the keys {', '.join(missing)}")
+    template = PromptTemplate(**{key: data[key] for key in _FIELDS})
+    if template.id != prompt_id:
+        raise ValueError(
+            f"prompt template file {prompt_id}.yaml declares the id {template.id!r}; "
+            "rename the file or fix its name/version so that they agree"
+        )
+    return template

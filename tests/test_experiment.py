@@ -1,0 +1,53 @@
+"""End to end on the real path: Ray, the CPU LLM through the shared cache, RLlib PPO-Prior,
+a generated TextWorld game and an MLflow sqlite store, asserted afterwards."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from priorcache.experiment import run_experiment
+from priorcache.metrics import METRIC_NAMES
+from priorcache.platform.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_run_overrides(tmp_path: Path, namespace: str) -> list[str]:
+    return [
+        f"output_dir={tmp_path / 'runs'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "tracking.experiment=test",
+        f"env.games_dir={REPO / '.cache' / 'games'}",
+        "env.max_steps=20",
+        "train.iterations=2",
+        "algorithm.train_batch_size=100",
+        "algorithm.minibatch_size=50",
+        "algorithm.num_epochs=2",
+        "eval.episodes=2",
+        f"prior.cache.namespace={namespace}",
+    ]
+
+
+def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
+    cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", tiny_run_overrides(tmp_path, "e2e"))
+    outcome = run_experiment(cfg)
+
+    summary = json.loads(outcome.summary_path.read_text())
+    assert summary["status"] == "finished"
+    missing = [name for name in METRIC_NAMES if name not in summary]
+    assert not missing, f"summary.json lacks {missing}"
+    assert summary["env_steps"] >= 200
+    assert 0 < summary["llm_queries"] <= summary["prior_requests"]
+    assert summary["prior_requests"] >= summary["env_steps"]
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
+    run = client.get_run(outcome.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["algorithm.name"] == "ppo_prior"
+    history = client.get_metric_history(run.info.run_id, "prior_requests")
+    assert [m.step for m in history] == [1, 2]
+    assert {"cache_hit_rate", "llm_queries", "env_steps", "episode_return_mean"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "summary.json"} <= artifacts
