@@ -29,9 +29,10 @@ def _run(args: argparse.Namespace) -> int:
 
     outcome = run_experiment(cfg)
     s = outcome.summary
+    prior_only = f", LLM prior alone {s['prior_success_rate']:.2f}" if "prior_success_rate" in s else ""
     print(
-        f"\nfinished {cfg.name}: success {s['success_rate']:.2f} (random {s['random_success_rate']:.2f}) on "
-        f"{s['episodes']:.0f} held-out episodes | LLM queries {s['llm_queries']:.0f} of "
+        f"\nfinished {cfg.name}: success {s['success_rate']:.2f} (random {s['random_success_rate']:.2f}{prior_only})"
+        f" on {s['episodes']:.0f} held-out episodes | LLM queries {s['llm_queries']:.0f} of "
         f"{s['prior_requests']:.0f} prior requests | cache hit rate {s['cache_hit_rate']:.1%}\n"
         f"summary.json : {outcome.summary_path}\n"
         f"MLflow run   : {outcome.mlflow_run_id} in {outcome.tracking_uri}\n"

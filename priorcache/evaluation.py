@@ -1,8 +1,9 @@
 """Seeded evaluation rollouts of a policy on a feature-wrapped text environment.
 
-A policy maps one observation of `PriorFeaturesWrapper` to an action slot. Two are built in:
-the trained RLModule (sampling its posterior, or greedy) and the uniform random policy over
-the admissible commands (the baseline every result is shown beside).
+A policy maps one observation of `PriorFeaturesWrapper` to an action slot. Built in: the
+trained RLModule (sampling its posterior, or greedy), the LLM prior alone (sampling
+p_LLM(a|s): what the prior knows before any RL) and the uniform random policy over the
+admissible commands (the baseline every result is shown beside).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class EvalResult:
 def random_policy(obs: dict[str, np.ndarray], rng: np.random.Generator) -> int:
     """Uniform over the admissible commands."""
     return int(rng.choice(np.flatnonzero(obs["action_mask"] > 0.5)))
+
+
+def prior_policy(obs: dict[str, np.ndarray], rng: np.random.Generator) -> int:
+    """Sample the LLM prior over the admissible commands (no learning)."""
+    real = np.flatnonzero(obs["action_mask"] > 0.5)
+    probs = np.exp(obs["prior_logp"][real].astype(np.float64))
+    return int(rng.choice(real, p=probs / probs.sum()))
 
 
 def module_policy(module: Any, greedy: bool) -> Policy:

@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.rllib.core import (
+    COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID,
+)
+from ray.rllib.core.rl_module.rl_module import RLModule
 
 from priorcache.algorithms.registry import algorithm_config, uses_prior
 from priorcache.envs.registry import make_env, register, resolve_game_file, env_config
-from priorcache.evaluation import EvalResult, evaluate, module_policy, random_policy
+from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
 from priorcache.platform.prior_client import connect
@@ -111,33 +115,42 @@ def _train_and_evaluate(cfg: ExperimentConfig, game_file: Path, run_dir: Path, t
         algo.save_to_path(str(run_dir / "checkpoint"))
         final = {**metrics, **collect_iteration_metrics(result, cache, pool, time.monotonic() - started,
                                                          lifetime=True)}
-        trained, baseline = _evaluate(cfg, game_file, algo.get_module())
     finally:
         algo.stop()
+    evaluations = _evaluate(cfg, game_file, trained_module(run_dir / "checkpoint"))
     summary = {
         **final,
         "train_episode_return_mean": final.get("episode_return_mean", float("nan")),
         "train_success_rate": final.get("success_rate", float("nan")),
-        **trained.as_dict(),
-        **baseline.as_dict("random_"),
+        **{k: v for prefix, result in evaluations.items() for k, v in result.as_dict(prefix).items()},
         "eval_seeds": [cfg.eval.seed, cfg.eval.seed + cfg.eval.episodes - 1],
         "wall_time_s": time.monotonic() - started,
         "checkpoint": str(run_dir / "checkpoint"),
     }
-    tracker.log_metrics({f"eval_{k}": v for k, v in {**trained.as_dict(), **baseline.as_dict("random_")}.items()},
-                        step=cfg.train.iterations)
+    tracker.log_metrics({f"eval_{k}": v for prefix, result in evaluations.items()
+                         for k, v in result.as_dict(prefix).items()}, step=cfg.train.iterations)
     return summary
 
 
-def _evaluate(cfg: ExperimentConfig, game_file: Path, module: Any) -> tuple[EvalResult, EvalResult]:
-    """(trained policy, random policy) on the held-out evaluation seeds."""
+def trained_module(checkpoint: Path) -> RLModule:
+    """The learner's RLModule from an algorithm checkpoint (what training produced)."""
+    return RLModule.from_checkpoint(
+        checkpoint / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE / DEFAULT_MODULE_ID
+    )
+
+
+def _evaluate(cfg: ExperimentConfig, game_file: Path, module: RLModule) -> dict[str, EvalResult]:
+    """Trained policy (no prefix), LLM prior alone (`prior_`), random (`random_`) on held-out seeds."""
     env_cfg = replace(cfg.env, game_file=str(game_file))
-    results = []
-    # The random policy ignores the prior: its env asks no LLM.
-    for policy, prior in ((module_policy(module, cfg.eval.greedy), uses_prior(cfg)), (random_policy, False)):
-        env = make_env(env_config(env_cfg, cfg.prior, prior))
+    policies = {"": module_policy(module, cfg.eval.greedy), "random_": random_policy}
+    if uses_prior(cfg):
+        policies["prior_"] = prior_policy
+    results = {}
+    for prefix, policy in policies.items():
+        # Only policies that read the prior pay for it: the random policy's env asks no LLM.
+        env = make_env(env_config(env_cfg, cfg.prior, uses_prior(cfg) and prefix != "random_"))
         try:
-            results.append(evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed))
+            results[prefix] = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed)
         finally:
             env.close()
-    return results[0], results[1]
+    return results

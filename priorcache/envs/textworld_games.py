@@ -38,12 +38,12 @@ class GameGenerationError(ValueError):
 class GameSpec:
     """What to generate: the world and quest sizes and the seed. Immutable and hashable."""
 
-    world_size: int = 2
+    world_size: int = 3
     """Number of rooms. More rooms add `go ...` moves and states between the player and the goal."""
-    nb_objects: int = 4
+    nb_objects: int = 6
     """Minimum number of objects; the quest may need more, the rest are distractors.
     Each object adds `take/drop/examine/...` candidates to every state it is visible in."""
-    quest_length: int = 2
+    quest_length: int = 4
     """Number of actions in the winning walkthrough; with dense rewards, also the maximum score
     (one less for each walkthrough prefix already achieved at the start)."""
     seed: int = 1

@@ -27,11 +27,11 @@ class ConfigError(ValueError):
 class GameConfig:
     """A TextWorld game generated locally and cached on disk (see `envs/textworld_games.py`)."""
 
-    world_size: int = 2
+    world_size: int = 3
     """Number of rooms."""
-    nb_objects: int = 4
-    """Number of objects placed in the world."""
-    quest_length: int = 2
+    nb_objects: int = 6
+    """Number of objects placed in the world (a minimum: the quest adds its own)."""
+    quest_length: int = 4
     """Number of actions the shortest winning walkthrough needs."""
     seed: int = 1
     """Generation seed: the same seed gives the same game."""

@@ -11,6 +11,7 @@ from priorcache.envs.textworld_env import GameFileError, TextWorldEnv
 from priorcache.envs.textworld_games import GameSpec, ensure_game
 
 SPEC = GameSpec(world_size=2, nb_objects=4, quest_length=2, seed=1)
+LONG_SPEC = GameSpec(world_size=3, nb_objects=6, quest_length=4, seed=1)  # 2 moves, a container
 # TextWorld asks Jericho for its own command list, then replaces it; Jericho warns about that on
 # every turn. TextWorld silences the warning at import, but pytest resets warning filters.
 pytestmark = pytest.mark.filterwarnings("ignore::jericho.UnsupportedGameWarning")
@@ -23,12 +24,22 @@ def game_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def walkthrough(game_file):
+def long_game_file(tmp_path_factory):
+    return ensure_game(LONG_SPEC, tmp_path_factory.mktemp("long_games"))
+
+
+def walkthrough_of(game_file):
+    """The game's own shortest winning command sequence, from TextWorld's quest tracking."""
     game = textworld.start(str(game_file), request_infos=textworld.EnvInfos(policy_commands=True))
     try:
         return list(game.reset()["policy_commands"])
     finally:
         game.close()
+
+
+@pytest.fixture(scope="session")
+def walkthrough(game_file):
+    return walkthrough_of(game_file)
 
 
 @pytest.fixture
@@ -59,8 +70,15 @@ def test_reset_observation_and_info(env):
     assert info["max_score"] == SPEC.quest_length
 
 
-def test_walkthrough_wins_with_dense_rewards(env, walkthrough):
-    trace = play(env, walkthrough)
+@pytest.mark.parametrize("which", ["game_file", "long_game_file"])
+def test_walkthrough_wins_with_dense_rewards(request, which):
+    game_file = request.getfixturevalue(which)
+    walkthrough = walkthrough_of(game_file)
+    env = TextWorldEnv(game_file)
+    try:
+        trace = play(env, walkthrough)
+    finally:
+        env.close()
     rewards = [reward for _, reward, _ in trace[1:]]
     final = trace[-1][2]
     assert final["won"] and final["steps"] == len(walkthrough)

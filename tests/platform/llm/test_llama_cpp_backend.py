@@ -38,10 +38,11 @@ ACTIONS = [
     "open wooden chest", "xyzzy plugh", "eat the north wall", "go west", "look",
     "take gold key", "unlock door with iron key", "put apple on table", "open fridge", "drop iron key",
 ]
-# 1-3 tokens each: at most 2 logit rows per candidate (see test_more_candidates_than_one_decode).
+# 2-3 tokens each: 1-2 logit rows per candidate, so 4 candidates fit the 10 rows of a
+# max_candidates=4 backend (see test_more_candidates_than_one_decode).
 SHORT_ACTIONS = [
-    "open wooden chest", "go west", "look", "take gold key", "close wooden chest",
-    "eat apple", "open fridge", "inventory", "drop iron key", "climb tree",
+    "open wooden chest", "go west", "go north", "take gold key", "close wooden chest",
+    "eat apple", "open fridge", "go east", "drop iron key", "climb tree",
 ]
 
 
@@ -108,7 +109,7 @@ def test_each_candidate_equals_the_reference_with_the_same_decode_shapes(backend
 
 
 def test_multi_candidate_batch_matches_full_reference(backend, reference):
-    for state in (CHEST, DOOR, APPLE):
+    for state in (CHEST, APPLE):  # DOOR has the tight check above; the reference is slow
         cands = candidates(ACTIONS)
         expected = np.array([reference_logprobs(reference, [TEMPLATE.prefix + prompt(state)], c).mean()
                              for c in cands])
