@@ -10,6 +10,11 @@ The first token of every candidate is predicted by the last prompt token's logit
 token j + 1 by the logits of candidate token j, so only those rows are requested and
 log-softmaxed.
 
+Scores are reproducible for the same call, but not across batch compositions: llama.cpp's CPU
+kernels re-quantise activations per row and tile rows by decode size, so with this quantised
+Gemma the same candidate scored next to other candidates (or after a prompt split differently)
+moves by up to ~0.2 nats per token. That is noise of the model's numerics, not of the sharing.
+
 Not thread-safe: one backend owns one llama.cpp context; use one backend per thread/actor.
 """
 
@@ -90,7 +95,8 @@ class LlamaCppBackend(ScoringBackend):
         self._model = self._ctx = self._batch = None  # what `close` frees, whatever fails below
         if normalisation not in NORMALISATIONS:
             raise ValueError(
-                f"config key 'prior.llm.normalisation' is {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}"
+                f"config key 'prior.llm.normalisation' is {normalisation!r}; "
+                f"choose one of {', '.join(NORMALISATIONS)}"
             )
         if not 1 <= max_candidates < llama.llama_max_parallel_sequences():
             raise ValueError(
@@ -213,7 +219,8 @@ class LlamaCppBackend(ScoringBackend):
                 raise ValueError(f"candidate {i} ({candidates[i]!r}) has no tokens; it cannot be scored")
         first_logits = self._prefill_prompt(self._tokenize(prompt, bos=False))
         n_used = llama.llama_memory_seq_pos_max(self._memory, 0) + 1
-        first = _token_logprobs(first_logits[None, :], np.zeros(len(cand_tokens), dtype=int), np.array([t[0] for t in cand_tokens]))
+        first_tokens = np.array([tokens[0] for tokens in cand_tokens])
+        first = _token_logprobs(first_logits[None, :], np.zeros(len(first_tokens), dtype=int), first_tokens)
 
         token_logprobs: list[np.ndarray] = [np.array([lp]) for lp in first]
         for group in self._candidate_groups(cand_tokens, n_used):
@@ -279,7 +286,7 @@ class LlamaCppBackend(ScoringBackend):
                 f"context (prior.llm.n_ctx = {self._n_ctx}); raise prior.llm.n_ctx or shorten the state text"
             )
         if not prompt_tokens:
-            raise ValueError("the prompt is empty; the last prompt token's logits predict each candidate")
+            raise ValueError("the prompt is empty; the template's state prompt must render to some text")
         self._prefill(prompt_tokens, start=n_prefix, want_last=True)
         return np.ctypeslib.as_array(llama.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,)).copy()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import yaml
 
@@ -41,10 +42,13 @@ class PromptTemplate:
         return self.candidate.format(action=action)
 
 
+def _folder() -> Traversable:
+    return resources.files(_PROMPTS_PACKAGE).joinpath(_PROMPTS_DIR)
+
+
 def available_prompts() -> list[str]:
     """Ids of the templates shipped with the package."""
-    folder = resources.files(_PROMPTS_PACKAGE).joinpath(_PROMPTS_DIR)
-    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    return sorted(entry.name.removesuffix(".yaml") for entry in _folder().iterdir() if entry.name.endswith(".yaml"))
 
 
 def load_prompt(prompt_id: str) -> PromptTemplate:
@@ -55,8 +59,7 @@ def load_prompt(prompt_id: str) -> PromptTemplate:
             f"config key 'prior.llm.prompt' is {prompt_id!r}, which is not a shipped prompt template; "
             f"choose one of {', '.join(available)}"
         )
-    text = resources.files(_PROMPTS_PACKAGE).joinpath(_PROMPTS_DIR).joinpath(f"{prompt_id}.yaml").read_text("utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.safe_load(_folder().joinpath(f"{prompt_id}.yaml").read_text("utf-8"))
     missing = [key for key in _FIELDS if key not in data]
     if missing:
         raise ValueError(f"prompt template {prompt_id}.yaml lacks the keys {', '.join(missing)}")
