@@ -12,10 +12,14 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray instance (2 CPUs, no dashboard) shared by the tests that need one."""
+    """A local Ray instance (no dashboard) shared by the tests that need one.
+
+    Logical CPUs exceed the 2 cores on purpose: LLM pools created by earlier tests keep their
+    (idle) replica actors, which reserve a CPU each, and must not starve later tests.
+    """
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=6, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()

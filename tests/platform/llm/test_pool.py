@@ -1,0 +1,48 @@
+"""The LLM replica pool on the real CPU LLM: single flight, batching across callers, latency."""
+
+import numpy as np
+import pytest
+import ray
+
+from priorcache.platform.config import LLMConfig
+from priorcache.platform.llm.pool import get_or_create_pool
+
+STATE = "Goal: open the chest.\nYou are in a storeroom. You see a closed wooden chest."
+CANDIDATES = ["open wooden chest", "go west", "look"]
+
+
+@pytest.fixture(scope="module")
+def pool(ray_session):
+    # max_batch differs from the default so this pool is a separate actor with fresh counters.
+    return get_or_create_pool(LLMConfig(max_batch=4))
+
+
+def test_identical_in_flight_requests_reach_the_llm_once(pool):
+    before = ray.get(pool.stats.remote())
+    priors = ray.get([pool.prior.remote(STATE, CANDIDATES) for _ in range(5)])
+    after = ray.get(pool.stats.remote())
+    assert after["llm_queries"] - before["llm_queries"] == 1
+    assert after["llm_deduplicated"] - before["llm_deduplicated"] == 4
+    for prior in priors:
+        np.testing.assert_array_equal(prior, priors[0])
+    assert np.exp(priors[0]).sum() == pytest.approx(1.0)
+    assert int(np.argmax(priors[0])) == 0
+
+
+def test_requests_queued_behind_a_busy_replica_share_calls(pool):
+    before = ray.get(pool.stats.remote())
+    states = [f"{STATE} It is day {i}." for i in range(9)]
+    ray.get([pool.prior.remote(s, CANDIDATES) for s in states])
+    after = ray.get(pool.stats.remote(window=True))
+    assert after["llm_queries"] - before["llm_queries"] == 9
+    # One replica: the first request runs alone, the rest queue and go in batches of <= 4.
+    assert after["llm_calls"] - before["llm_calls"] <= 4
+    assert after["llm_latency_ms_p50"] > 0 and after["llm_latency_ms_p95"] >= after["llm_latency_ms_p50"]
+
+
+def test_audits_are_counted_apart(pool):
+    before = ray.get(pool.stats.remote())
+    ray.get(pool.prior.remote(STATE + " Audit me.", CANDIDATES, audit=True))
+    after = ray.get(pool.stats.remote())
+    assert after["llm_audit_queries"] - before["llm_audit_queries"] == 1
+    assert after["llm_queries"] == before["llm_queries"]
