@@ -3,7 +3,8 @@
     priorcache run CONFIG [key=value ...]   train + evaluate one experiment, tracked in MLflow
     priorcache ui [--port N]                 MLflow UI on the project's run store
 
-Config errors are reported (naming the key) before Ray starts, with exit code 2.
+Input errors (config, game file, model file, cluster address) are reported in one line
+naming the config key, with exit code 2; config errors before Ray starts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from priorcache.platform.config import ConfigError, load_config
 EXIT_CONFIG_ERROR = 2
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "fix your input", reported in one line instead of a traceback."""
+    from priorcache.envs.textworld_env import GameFileError
+    from priorcache.envs.textworld_games import GameGenerationError
+    from priorcache.experiment import ClusterError
+    from priorcache.platform.embed import EmbedderError
+    from priorcache.platform.llm.backend import ModelFileError
+
+    return ConfigError, ClusterError, GameFileError, GameGenerationError, ModelFileError, EmbedderError
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
@@ -27,7 +39,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     from priorcache.experiment import run_experiment
 
-    outcome = run_experiment(cfg)
+    try:
+        outcome = run_experiment(cfg)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     s = outcome.summary
     prior_only = f", LLM prior alone {s['prior_success_rate']:.2f}" if "prior_success_rate" in s else ""
     print(

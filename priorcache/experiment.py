@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -26,10 +27,11 @@ from ray.rllib.core import (
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from priorcache.algorithms.registry import algorithm_config, uses_prior
-from priorcache.envs.registry import make_env, register, resolve_game_file, env_config
+from priorcache.envs.registry import env_config, make_env, make_text_env, register, resolve_game_file
 from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
+from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.prior_client import connect
 from priorcache.platform.tracking import RunTracker, tracking_uri
 
@@ -51,11 +53,29 @@ class RunOutcome:
     summary: dict[str, Any]
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an unreachable head: `ray.init` itself retries for minutes."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"config key 'ray.address': {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ClusterError(
+            f"config key 'ray.address': nothing answers at {address} ({err}); start the head with "
+            "`ray start --head`, fix the address, or leave it empty to start a local instance"
+        ) from err
+
+
 def init_ray(cfg: RayConfig) -> None:
     """Join `ray.address` (or RAY_ADDRESS), else start a local instance."""
     if ray.is_initialized():
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        check_reachable(address)
     # Worker processes inherit these: one thread per library unless a component pins more.
     env_vars = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     try:
@@ -69,6 +89,19 @@ def init_ray(cfg: RayConfig) -> None:
         ) from err
 
 
+def preflight(cfg: ExperimentConfig) -> Path:
+    """Check the inputs Ray workers would trip over later, before Ray starts; return the game.
+
+    Generates (or finds) the game and opens it once, and assembles/validates the LLM file, so
+    a bad game or model fails here with the config key named, not inside a remote actor.
+    """
+    game_file = resolve_game_file(cfg.env)
+    make_text_env(replace(cfg.env, game_file=str(game_file))).close()
+    if uses_prior(cfg):
+        resolve_model_path(cfg.prior.llm.model_path, cache_dir_from_env())
+    return game_file
+
+
 def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
     """Train and evaluate as `cfg` says; see the module docstring."""
     started = time.monotonic()
@@ -79,7 +112,7 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
     summary: dict[str, Any] = {"status": "running", "name": cfg.name, "algorithm": cfg.algorithm.name}
     summary_path = run_dir / "summary.json"
 
-    game_file = resolve_game_file(cfg.env)
+    game_file = preflight(cfg)
     summary["game_file"] = str(game_file)
     init_ray(cfg.ray)
     register()

@@ -1,24 +1,45 @@
-"""The command line: config errors are reported with the key, exit code 2, before Ray starts."""
+"""The command line: input errors are reported in one line naming the key, exit code 2."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+EXPERIMENT = REPO / "experiments" / "textworld_ppo_prior.yaml"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "priorcache", *args], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
 
 
 def test_bad_override_fails_fast_naming_the_key():
-    proc = subprocess.run(
-        [sys.executable, "-m", "priorcache", "run", str(REPO / "experiments" / "textworld_ppo_prior.yaml"),
-         "prior.cache.treshold=0.9"],
-        capture_output=True, text=True, timeout=60,
-    )
+    proc = run_cli("run", str(EXPERIMENT), "prior.cache.treshold=0.9")
     assert proc.returncode == 2
     assert "prior.cache.treshold" in proc.stderr
     assert "Started a local Ray instance" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize("override, key", [
+    ("env.game_file={bad_game}", "env.game_file"),
+    ("prior.llm.model_path={bad_model}", "prior.llm.model_path"),
+    ("ray.address=127.0.0.1:9", "ray.address"),
+])
+def test_bad_inputs_fail_in_one_line_naming_the_key(tmp_path, override, key):
+    bad_game = tmp_path / "game.z8"
+    bad_game.write_text("not a story file")
+    bad_game.with_suffix(".json").write_text("{}")
+    bad_model = tmp_path / "model.gguf"
+    bad_model.write_text("not a model")
+    proc = run_cli("run", str(EXPERIMENT), override.format(bad_game=bad_game, bad_model=bad_model),
+                   f"output_dir={tmp_path / 'runs'}", f"tracking.uri=sqlite:///{tmp_path / 'db.sqlite'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert key in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_help_lists_the_commands():
-    proc = subprocess.run([sys.executable, "-m", "priorcache", "--help"], capture_output=True, text=True, timeout=60)
+    proc = run_cli("--help")
     assert proc.returncode == 0
     assert "run" in proc.stdout and "ui" in proc.stdout

@@ -302,6 +302,12 @@ def validate(config: ExperimentConfig) -> None:
             f"config key 'env.game_file': {config.env.game_file} does not exist; "
             "leave it empty to generate the game described by 'env.game'"
         )
+    embedder = config.prior.embedder.model_path
+    if embedder and not (Path(embedder) / "modules.json").is_file():
+        raise ConfigError(
+            f"config key 'prior.embedder.model_path': {embedder} is not a sentence-transformers "
+            "folder (no modules.json); leave it empty for the all-MiniLM-L6-v2 shipped on PyPI"
+        )
     if config.prior.llm.model_path and not Path(config.prior.llm.model_path).is_file():
         raise ConfigError(
             f"config key 'prior.llm.model_path': {config.prior.llm.model_path} does not exist; "
