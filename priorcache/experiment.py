@@ -127,8 +127,7 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
             summary["error"] = repr(err)
             raise
         finally:
-            summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
-            tracker.log_artifact(summary_path)
+            _log_json(tracker, summary_path, summary)
     return RunOutcome(run_dir, summary_path, tracker.run_id, tracking_uri(cfg.tracking), summary)
 
 
@@ -150,6 +149,9 @@ def _train_and_evaluate(cfg: ExperimentConfig, game_file: Path, run_dir: Path, t
                                                          lifetime=True)}
     finally:
         algo.stop()
+    if cache is not None:
+        _log_json(tracker, run_dir / "cache_stats.json",
+                  {"cache_actor": ray.get(cache.stats.remote()), "llm_pool": ray.get(pool.stats.remote())})
     evaluations = _evaluate(cfg, game_file, trained_module(run_dir / "checkpoint"))
     summary = {
         **final,
@@ -163,6 +165,11 @@ def _train_and_evaluate(cfg: ExperimentConfig, game_file: Path, run_dir: Path, t
     tracker.log_metrics({f"eval_{k}": v for prefix, result in evaluations.items()
                          for k, v in result.as_dict(prefix).items()}, step=cfg.train.iterations)
     return summary
+
+
+def _log_json(tracker: RunTracker, path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(content, indent=2, sort_keys=True))
+    tracker.log_artifact(path)
 
 
 def trained_module(checkpoint: Path) -> RLModule:

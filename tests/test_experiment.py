@@ -50,4 +50,27 @@ def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
     assert [m.step for m in history] == [1, 2]
     assert {"cache_hit_rate", "llm_queries", "env_steps", "episode_return_mean"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "summary.json"} <= artifacts
+    assert {"config.yaml", "summary.json", "cache_stats.json"} <= artifacts
+
+
+def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypatch):
+    import priorcache.experiment as experiment
+
+    real_progress_line = experiment.progress_line
+
+    def interrupt_on_second_iteration(iteration, iterations, metrics):
+        if iteration == 2:
+            raise KeyboardInterrupt
+        return real_progress_line(iteration, iterations, metrics)
+
+    monkeypatch.setattr(experiment, "progress_line", interrupt_on_second_iteration)
+    cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", tiny_run_overrides(tmp_path, "e2e"))
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+
+    [summary_path] = (tmp_path / "runs").glob("*/summary.json")
+    assert json.loads(summary_path.read_text())["status"] == "interrupted"
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
+    [run] = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert run.info.status == "KILLED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "env_steps")] == [1, 2]
