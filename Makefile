@@ -9,7 +9,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 BOOT := .cache/bootstrap
-UV := $(or $(shell command -v uv 2>/dev/null),$(BOOT)/bin/uv)
+UV := $(or $(shell uv --version >/dev/null 2>&1 && command -v uv),$(BOOT)/bin/uv)
 EXPERIMENT ?= experiments/textworld_ppo_prior.yaml
 PYTEST_ARGS ?=
 

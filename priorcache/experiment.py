@@ -89,6 +89,20 @@ def init_ray(cfg: RayConfig) -> None:
         ) from err
 
 
+def check_resources(cfg: ExperimentConfig) -> None:
+    """Env runners + LLM replicas must fit the cluster's CPUs, or sampling waits forever."""
+    need = cfg.train.num_env_runners + (
+        cfg.prior.llm.replicas * cfg.prior.llm.num_cpus_per_replica if uses_prior(cfg) else 0
+    )
+    have = ray.cluster_resources().get("CPU", 0)
+    if need > have:
+        raise ClusterError(
+            f"config keys 'train.num_env_runners' and 'prior.llm.replicas' need {need:g} CPUs "
+            f"(1 per env runner, 'prior.llm.num_cpus_per_replica' per replica) but Ray has {have:g}; "
+            "lower them or add nodes"
+        )
+
+
 def preflight(cfg: ExperimentConfig) -> Path:
     """Check the inputs Ray workers would trip over later, before Ray starts; return the game.
 
@@ -115,6 +129,7 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
     game_file = preflight(cfg)
     summary["game_file"] = str(game_file)
     init_ray(cfg.ray)
+    check_resources(cfg)
     register()
     with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
         tracker.set_tags({"run_dir": str(run_dir), "game_file": str(game_file)})
