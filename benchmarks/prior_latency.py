@@ -11,8 +11,11 @@ and prints the ratios LLM / hit.
 
 How to run:  make bench      (or: .venv/bin/python benchmarks/prior_latency.py [--repeats N])
 
-Results to expect (2-core VM, see README): near-cache hit ~0.1 ms, actor hit ~1-2 ms,
-LLM call ~0.5-1 s: a hit is 3-4 orders of magnitude cheaper than a miss.
+Results to expect (2-core VM, idle, measured 2026-11-27): semantic near-cache hit over 1000
+entries 0.07 ms, actor hit 1.2 ms, client request served from the near-cache by exact text
+0.007 ms, LLM call 163 ms (prefix KV reused; 0.4-0.5 s inside a training run, where the
+env runner and learner share the 2 cores): a miss costs ~140x an actor hit, ~2,400x a
+near-cache hit.
 """
 
 from __future__ import annotations

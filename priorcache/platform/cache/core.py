@@ -121,6 +121,8 @@ class SemanticCache:
         self._text: list[str | None] = [None] * rows
         self._logp: list[np.ndarray | None] = [None] * rows
         self._by_text: dict[tuple[Guard, str], int] = {}
+        # Rows per guard: a semantic lookup only compares against rows it could hit.
+        self._rows_by_guard: dict[Guard, set[int]] = {}
 
     def __len__(self) -> int:
         return int(self._live.sum())
@@ -150,16 +152,15 @@ class SemanticCache:
         return Hit(logp=self._logp[row], similarity=similarity, exact=exact)  # type: ignore[arg-type]
 
     def _nearest(self, embedding: np.ndarray, guard: Guard) -> tuple[int | None, float]:
-        rows = np.flatnonzero(self._live)
-        if rows.size == 0:
+        candidates = self._rows_by_guard.get(guard)
+        if not candidates:
             return None, 0.0
+        rows = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
         sims = self._emb[rows] @ embedding.astype(np.float32, copy=False)
-        same_guard = np.fromiter((self._guard[r] == guard for r in rows), dtype=bool, count=rows.size)
-        sims = np.where(same_guard, sims, -np.inf)
         best = int(np.argmax(sims))
         if sims[best] >= self.params.threshold:
             return int(rows[best]), float(sims[best])
-        return None, float(sims[best]) if np.isfinite(sims[best]) else 0.0
+        return None, float(sims[best])
 
     def insert(self, embedding: np.ndarray, text_hash: str, guard: Guard, logp: np.ndarray) -> None:
         """Store (or overwrite) the prior of a state; evicts the LRU entry when full."""
@@ -178,6 +179,7 @@ class SemanticCache:
         self._text[row] = text_hash
         self._logp[row] = np.asarray(logp, dtype=np.float64)
         self._by_text[(guard, text_hash)] = row
+        self._rows_by_guard.setdefault(guard, set()).add(row)
         self.stats.inserts += 1
 
     def _evict_lru(self) -> int:
@@ -188,8 +190,13 @@ class SemanticCache:
         return row
 
     def _drop(self, row: int) -> None:
+        guard = self._guard[row]
         self._live[row] = False
-        self._by_text.pop((self._guard[row], self._text[row]), None)  # type: ignore[arg-type]
+        self._by_text.pop((guard, self._text[row]), None)  # type: ignore[arg-type]
+        rows = self._rows_by_guard[guard]  # type: ignore[index]
+        rows.discard(row)
+        if not rows:
+            del self._rows_by_guard[guard]  # type: ignore[arg-type]
         self._guard[row] = self._text[row] = self._logp[row] = None
 
     def set_params(self, params: CacheParams) -> None:
@@ -214,6 +221,7 @@ class SemanticCache:
             self._text[new_row] = old[4][old_row]
             self._logp[new_row] = old[5][old_row]
             self._by_text[(old[3][old_row], old[4][old_row])] = new_row  # type: ignore[index]
+            self._rows_by_guard.setdefault(old[3][old_row], set()).add(new_row)  # type: ignore[arg-type]
 
     def clear(self) -> None:
         """Drop every entry (statistics are kept)."""
