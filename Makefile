@@ -29,7 +29,7 @@ $(BOOT)/bin/uv:
 	$(BOOT)/bin/pip install --quiet uv==0.13.9
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	touch $@
 
 run: env

@@ -27,7 +27,7 @@ from ray.rllib.core import (
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from priorcache.algorithms.registry import algorithm_config, uses_prior
-from priorcache.envs.registry import env_config, make_env, make_text_env, register, resolve_game_file
+from priorcache.envs.registry import ROLES, env_config, make_env, make_text_env, register, resolve_env
 from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
@@ -103,17 +103,19 @@ def check_resources(cfg: ExperimentConfig) -> None:
         )
 
 
-def preflight(cfg: ExperimentConfig) -> Path:
-    """Check the inputs Ray workers would trip over later, before Ray starts; return the game.
+def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check the inputs Ray workers would trip over later, before Ray starts.
 
-    Generates (or finds) the game and opens it once, and assembles/validates the LLM file, so
-    a bad game or model fails here with the config key named, not inside a remote actor.
+    Resolves the environment (generated games, absolute paths) and opens it once per role,
+    and assembles/validates the LLM file, so a bad game, split or model fails here with the
+    config key named, not inside a remote actor. Returns `cfg` with the resolved env.
     """
-    game_file = resolve_game_file(cfg.env)
-    make_text_env(replace(cfg.env, game_file=str(game_file))).close()
+    cfg = replace(cfg, env=resolve_env(cfg.env))
+    for role in ROLES:
+        make_text_env(cfg.env, role).close()
     if uses_prior(cfg):
         resolve_model_path(cfg.prior.llm.model_path, cache_dir_from_env())
-    return game_file
+    return cfg
 
 
 def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
@@ -126,16 +128,16 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
     summary: dict[str, Any] = {"status": "running", "name": cfg.name, "algorithm": cfg.algorithm.name}
     summary_path = run_dir / "summary.json"
 
-    game_file = preflight(cfg)
-    summary["game_file"] = str(game_file)
+    cfg = preflight(cfg)
+    summary["env"] = to_dict(cfg.env)
     init_ray(cfg.ray)
     check_resources(cfg)
     register()
     with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
-        tracker.set_tags({"run_dir": str(run_dir), "game_file": str(game_file)})
+        tracker.set_tags({"run_dir": str(run_dir)})
         tracker.log_artifact(run_dir / "config.yaml")
         try:
-            summary.update(_train_and_evaluate(cfg, game_file, run_dir, tracker, started))
+            summary.update(_train_and_evaluate(cfg, run_dir, tracker, started))
             summary["status"] = "finished"
         except BaseException as err:
             summary["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
@@ -146,10 +148,10 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
     return RunOutcome(run_dir, summary_path, tracker.run_id, tracking_uri(cfg.tracking), summary)
 
 
-def _train_and_evaluate(cfg: ExperimentConfig, game_file: Path, run_dir: Path, tracker: RunTracker,
+def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracker,
                         started: float) -> dict[str, Any]:
     cache, pool = connect(cfg.prior) if uses_prior(cfg) else (None, None)
-    algo = algorithm_config(cfg, game_file).build_algo()
+    algo = algorithm_config(cfg).build_algo()
     metrics: dict[str, float] = {}
     try:
         for iteration in range(1, cfg.train.iterations + 1):
@@ -167,7 +169,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, game_file: Path, run_dir: Path, t
     if cache is not None:
         _log_json(tracker, run_dir / "cache_stats.json",
                   {"cache_actor": ray.get(cache.stats.remote()), "llm_pool": ray.get(pool.stats.remote())})
-    evaluations = _evaluate(cfg, game_file, trained_module(run_dir / "checkpoint"))
+    evaluations = _evaluate(cfg, trained_module(run_dir / "checkpoint"))
     summary = {
         **final,
         "train_episode_return_mean": final.get("episode_return_mean", float("nan")),
@@ -194,16 +196,18 @@ def trained_module(checkpoint: Path) -> RLModule:
     )
 
 
-def _evaluate(cfg: ExperimentConfig, game_file: Path, module: RLModule) -> dict[str, EvalResult]:
-    """Trained policy (no prefix), LLM prior alone (`prior_`), random (`random_`) on held-out seeds."""
-    env_cfg = replace(cfg.env, game_file=str(game_file))
+def _evaluate(cfg: ExperimentConfig, module: RLModule) -> dict[str, EvalResult]:
+    """Trained policy (no prefix), LLM prior alone (`prior_`), random (`random_`).
+
+    Held-out seeds always; on ALFWorld also held-out games (`env.alfworld.eval_split`).
+    """
     policies = {"": module_policy(module, cfg.eval.greedy), "random_": random_policy}
     if uses_prior(cfg):
         policies["prior_"] = prior_policy
     results = {}
     for prefix, policy in policies.items():
         # Only policies that read the prior pay for it: the random policy's env asks no LLM.
-        env = make_env(env_config(env_cfg, cfg.prior, uses_prior(cfg) and prefix != "random_"))
+        env = make_env(env_config(cfg.env, cfg.prior, uses_prior(cfg) and prefix != "random_", role="eval"))
         try:
             results[prefix] = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed)
         finally:

@@ -7,8 +7,6 @@ write in Python, so there is one code path. `ppo` is PPO-Prior with the prior sw
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -24,12 +22,11 @@ def uses_prior(cfg: ExperimentConfig) -> bool:
     return cfg.algorithm.name != "ppo"
 
 
-def _ppo_family(cfg: ExperimentConfig, game_file: Path) -> PPOPriorConfig:
+def _ppo_family(cfg: ExperimentConfig) -> PPOPriorConfig:
     a = cfg.algorithm
-    env = replace(cfg.env, game_file=str(game_file))
     return (
         PPOPriorConfig()
-        .environment(RLLIB_ENV_ID, env_config=env_config(env, cfg.prior, uses_prior(cfg)))
+        .environment(RLLIB_ENV_ID, env_config=env_config(cfg.env, cfg.prior, uses_prior(cfg)))
         # No sample timeout: while the cache is cold, LLM misses make sampling slow, not stuck.
         .env_runners(num_env_runners=cfg.train.num_env_runners, num_envs_per_env_runner=1,
                      num_cpus_per_env_runner=1, sample_timeout_s=None)
@@ -42,24 +39,24 @@ def _ppo_family(cfg: ExperimentConfig, game_file: Path) -> PPOPriorConfig:
     )
 
 
-def _ppo_prior(cfg: ExperimentConfig, game_file: Path) -> AlgorithmConfig:
+def _ppo_prior(cfg: ExperimentConfig) -> AlgorithmConfig:
     a = cfg.algorithm
-    return _ppo_family(cfg, game_file).prior(
+    return _ppo_family(cfg).prior(
         weight_start=a.prior_weight_start, weight_end=a.prior_weight_end,
         kl_coeff=a.prior_kl_coeff, decay_steps=a.prior_decay_steps,
     )
 
 
-def _ppo(cfg: ExperimentConfig, game_file: Path) -> AlgorithmConfig:
-    return _ppo_family(cfg, game_file).prior(weight_start=0.0, weight_end=0.0, kl_coeff=0.0)
+def _ppo(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _ppo_family(cfg).prior(weight_start=0.0, weight_end=0.0, kl_coeff=0.0)
 
 
-ALGORITHMS: dict[str, Callable[[ExperimentConfig, Path], AlgorithmConfig]] = {
+ALGORITHMS: dict[str, Callable[[ExperimentConfig], AlgorithmConfig]] = {
     "ppo_prior": _ppo_prior,
     "ppo": _ppo,
 }
 
 
-def algorithm_config(cfg: ExperimentConfig, game_file: Path) -> AlgorithmConfig:
-    """The RLlib config of `algorithm.name` on `game_file`."""
-    return ALGORITHMS[cfg.algorithm.name](cfg, game_file)
+def algorithm_config(cfg: ExperimentConfig) -> AlgorithmConfig:
+    """The RLlib config of `algorithm.name` (`cfg.env` resolved by `envs.registry.resolve_env`)."""
+    return ALGORITHMS[cfg.algorithm.name](cfg)

@@ -4,10 +4,14 @@
 text environment named by `env.name`, wrapped by `PriorFeaturesWrapper` with an embedder and,
 when `use_prior` is true, a `PriorClient` connected to the shared cache and LLM pool.
 `env_config` holds plain dicts (`to_dict` of the config sections) so it travels to any node.
+Its `role` ("train" or "eval") selects the games: TextWorld plays one game in both roles
+(evaluation uses held-out seeds), ALFWorld trains on `train_split` and evaluates on
+`eval_split`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,23 +35,57 @@ def resolve_game_file(cfg: EnvConfig) -> Path:
     return ensure_game(spec, Path(cfg.games_dir).resolve()).resolve()
 
 
-def _make_textworld(cfg: EnvConfig) -> gym.Env:
+def resolve_env(cfg: EnvConfig) -> EnvConfig:
+    """`cfg` with every path absolute and generated games on disk, ready to ship to any node."""
+    if cfg.name == "textworld":
+        return replace(cfg, game_file=str(resolve_game_file(cfg)))
+    from priorcache.envs.alfworld_env import alfworld_data_dir
+
+    return replace(cfg, alfworld=replace(cfg.alfworld, data_dir=str(alfworld_data_dir(cfg.alfworld.data_dir))))
+
+
+ROLES = ("train", "eval")
+
+
+def _make_textworld(cfg: EnvConfig, role: str) -> gym.Env:
     from priorcache.envs.textworld_env import TextWorldEnv
 
     return TextWorldEnv(resolve_game_file(cfg), max_steps=cfg.max_steps, max_actions=cfg.max_actions)
 
 
-TEXT_ENVS: dict[str, Callable[[EnvConfig], gym.Env]] = {"textworld": _make_textworld}
+def alfworld_split(cfg: EnvConfig, role: str) -> list[Path]:
+    """The playable ALFWorld games of the split `role` plays (first `max_games` by name)."""
+    from priorcache.envs.alfworld_env import alfworld_data_dir, alfworld_games
+
+    a = cfg.alfworld
+    split = a.train_split if role == "train" else a.eval_split
+    key = "env.alfworld.train_split" if role == "train" else "env.alfworld.eval_split"
+    games = alfworld_games(alfworld_data_dir(a.data_dir) / split, key=key)
+    return games[: a.max_games] if a.max_games else games
 
 
-def make_text_env(cfg: EnvConfig) -> gym.Env:
+def _make_alfworld(cfg: EnvConfig, role: str) -> gym.Env:
+    from priorcache.envs.alfworld_env import AlfworldEnv
+
+    return AlfworldEnv(alfworld_split(cfg, role), max_steps=cfg.max_steps, max_actions=cfg.max_actions)
+
+
+TEXT_ENVS: dict[str, Callable[[EnvConfig, str], gym.Env]] = {
+    "textworld": _make_textworld,
+    "alfworld": _make_alfworld,
+}
+
+
+def make_text_env(cfg: EnvConfig, role: str = "train") -> gym.Env:
     """The text environment named by `env.name` (observations `{"state", "candidates"}`)."""
-    return TEXT_ENVS[cfg.name](cfg)
+    if role not in ROLES:
+        raise ValueError(f"env role {role!r}: choose one of {', '.join(ROLES)}")
+    return TEXT_ENVS[cfg.name](cfg, role)
 
 
-def env_config(env: EnvConfig, prior: PriorConfig, use_prior: bool) -> dict[str, Any]:
+def env_config(env: EnvConfig, prior: PriorConfig, use_prior: bool, role: str = "train") -> dict[str, Any]:
     """The RLlib `env_config` that `make_env` reads."""
-    return {"env": to_dict(env), "prior": to_dict(prior), "use_prior": use_prior}
+    return {"env": to_dict(env), "prior": to_dict(prior), "use_prior": use_prior, "role": role}
 
 
 def make_env(config: dict[str, Any]) -> gym.Env:
@@ -60,7 +98,7 @@ def make_env(config: dict[str, Any]) -> gym.Env:
         memo_size=prior_cfg.embedder.memo_size,
     )
     client = PriorClient(prior_cfg, embedder) if config["use_prior"] else None
-    return PriorFeaturesWrapper(make_text_env(env_cfg), embedder, client)
+    return PriorFeaturesWrapper(make_text_env(env_cfg, config.get("role", "train")), embedder, client)
 
 
 def register() -> None:

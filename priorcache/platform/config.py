@@ -38,15 +38,31 @@ class GameConfig:
 
 
 @dataclass
+class AlfworldConfig:
+    """Real ALFWorld games (shared/data/alfworld): train on one split, evaluate on another."""
+
+    data_dir: str = ""
+    """Folder holding the split folders. Empty: $PRIORCACHE_ALFWORLD_DATA, else ../shared/data/alfworld."""
+    train_split: str = "valid_train"
+    """Split the agent trains on."""
+    eval_split: str = "valid_seen"
+    """Split evaluation plays (never trained on)."""
+    max_games: int = 0
+    """Use only the first N playable games of each split (sorted by name); 0 = all."""
+
+
+@dataclass
 class EnvConfig:
     """The environment the agent acts in."""
 
     name: str = "textworld"
-    """Environment family. Registered: textworld."""
+    """Environment family. Registered: textworld, alfworld."""
     game_file: str = ""
     """Path to an existing TextWorld game (.z8/.ulx). Empty: generate `env.game`."""
     game: GameConfig = field(default_factory=GameConfig)
     """Generation parameters used when `env.game_file` is empty."""
+    alfworld: AlfworldConfig = field(default_factory=AlfworldConfig)
+    """ALFWorld splits (when `env.name` is alfworld)."""
     games_dir: str = ".cache/games"
     """Where generated games are cached (relative to the working directory)."""
     max_steps: int = 50
@@ -222,7 +238,7 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "env.name": ("textworld",),
+    "env.name": ("textworld", "alfworld"),
     "prior.llm.backend": ("llama_cpp",),
     "prior.llm.normalisation": ("mean", "sum"),
     "prior.cache.mode": ("semantic", "exact", "off"),
@@ -242,7 +258,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "prior.cache.refresh", "prior.cache.near_capacity", "prior.cache.audit_max_inflight", "prior.cache.near_sync_s",
     "prior.llm.num_cpus_per_replica", "algorithm.entropy_coeff", "algorithm.prior_weight_start",
     "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
-    "train.checkpoint_every", "ray.num_cpus",
+    "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games",
 )
 
 
