@@ -76,12 +76,13 @@ def init_ray(cfg: RayConfig) -> None:
     address = cfg.address or os.environ.get("RAY_ADDRESS") or None
     if address is not None:
         check_reachable(address)
-    # Worker processes inherit these: one thread per library unless a component pins more.
-    env_vars = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # A local instance's workers get one thread per library unless a component pins more. On a
+    # cluster the job's own runtime_env (working_dir, env vars) must stay as submitted.
+    local = {"num_cpus": cfg.num_cpus or None, "runtime_env": {"env_vars": {
+        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}}}
     try:
-        ray.init(address=address, num_cpus=(cfg.num_cpus or None) if address is None else None,
-                 include_dashboard=False, logging_level=logging.WARNING,
-                 runtime_env={"env_vars": env_vars}, log_to_driver=True)
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=True, **(local if address is None else {}))
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ClusterError(
             f"config key 'ray.address': cannot reach Ray at {address!r} ({err}); leave it empty to "
