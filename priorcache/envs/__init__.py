@@ -2,6 +2,7 @@
 
 - `textworld_games`: seeded TextWorld game generation, cached on disk (`GameSpec`, `ensure_game`).
 - `textworld_env`: `TextWorldEnv`, a gymnasium env with text observations `{"state", "candidates"}`.
+- `alfworld_env`: `AlfworldEnv`, the real ALFWorld games (shared/data/alfworld), same contract.
 - `prior_features`: `PriorFeaturesWrapper`, text -> embeddings + LLM prior arrays.
 - `registry`: env factories by config name and their RLlib registration.
 
@@ -22,6 +23,9 @@ _EXPORTS = {
     "game_path": "textworld_games",
     "TextWorldEnv": "textworld_env",
     "GameFileError": "textworld_env",
+    "AlfworldEnv": "alfworld_env",
+    "AlfworldGameError": "alfworld_env",
+    "alfworld_games": "alfworld_env",
 }
 
 __all__ = sorted(_EXPORTS)

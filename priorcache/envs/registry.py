@@ -11,6 +11,7 @@ Its `role` ("train" or "eval") selects the games: TextWorld plays one game in bo
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -54,14 +55,25 @@ def _make_textworld(cfg: EnvConfig, role: str) -> gym.Env:
 
 
 def alfworld_split(cfg: EnvConfig, role: str) -> list[Path]:
-    """The playable ALFWorld games of the split `role` plays (first `max_games` by name)."""
+    """The playable ALFWorld games of the split `role` plays.
+
+    With `max_games`, games are taken round-robin over the task types (each type's games in
+    name order), so a small subset still covers every task type.
+    """
     from priorcache.envs.alfworld_env import alfworld_data_dir, alfworld_games
 
     a = cfg.alfworld
     split = a.train_split if role == "train" else a.eval_split
     key = "env.alfworld.train_split" if role == "train" else "env.alfworld.eval_split"
     games = alfworld_games(alfworld_data_dir(a.data_dir) / split, key=key)
-    return games[: a.max_games] if a.max_games else games
+    if not a.max_games:
+        return games
+    by_type: dict[str, list[Path]] = {}
+    for game in games:  # trial folders are named <task type>-<object>-...; game files sit below
+        task_type = game.relative_to(alfworld_data_dir(a.data_dir) / split).parts[0].split("-")[0]
+        by_type.setdefault(task_type, []).append(game)
+    interleaved = [g for group in itertools.zip_longest(*by_type.values()) for g in group if g is not None]
+    return interleaved[: a.max_games]
 
 
 def _make_alfworld(cfg: EnvConfig, role: str) -> gym.Env:
