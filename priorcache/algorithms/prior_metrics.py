@@ -12,6 +12,8 @@ from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
+from priorcache.platform.prior_client import HIT_SOURCES
+
 PRIOR_REQUESTS = "prior_requests"
 PRIOR_HITS = "prior_hits"
 PRIOR_FALLBACKS = "prior_fallbacks"
@@ -22,7 +24,6 @@ SEMANTIC_HITS = "prior_semantic_hits"
 KL_AUDIT_SEMANTIC = "prior_kl_audit_semantic"
 AUDITS = "prior_audits"
 SUCCESS = "success"
-_HIT_SOURCES = ("near", "cache")
 
 
 class PriorMetricsCallback(RLlibCallback):
@@ -42,7 +43,7 @@ class PriorMetricsCallback(RLlibCallback):
         source = info.get("prior_source")
         if source is None:
             return
-        hit = float(source in _HIT_SOURCES)
+        hit = float(source in HIT_SOURCES)
         metrics_logger.log_value(SEMANTIC_HITS, float(hit and not info["prior_exact"]), reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_REQUESTS, 1, reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_HITS, hit, reduce="lifetime_sum")

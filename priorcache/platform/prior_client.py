@@ -25,7 +25,8 @@ from priorcache.platform.config import PriorConfig
 from priorcache.platform.embed import EMBEDDING_DIM, TextEmbedder
 from priorcache.platform.llm.pool import get_or_create_pool
 
-SOURCES = ("near", "cache", "llm", "fallback")
+HIT_SOURCES = ("near", "cache")
+SOURCES = (*HIT_SOURCES, "llm", "fallback")
 
 
 @dataclass(frozen=True)
