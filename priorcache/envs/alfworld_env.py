@@ -74,6 +74,8 @@ from typing import TYPE_CHECKING, Any, SupportsIndex
 import gymnasium as gym
 from gymnasium import spaces
 
+from priorcache.envs.candidates import action_slots, candidate_index
+
 if TYPE_CHECKING:
     import textworld
 
@@ -369,7 +371,7 @@ class AlfworldEnv(gym.Env[Observation, int]):
             raise RuntimeError(
                 "AlfworldEnv.step() needs reset() first, and again after an episode ends"
             )
-        command = self._candidates[self._index(action)]
+        command = self._candidates[candidate_index(action, len(self._candidates))]
         game_state, _, _ = self._game.step(command)
         self._progress.apply(command)
         self._steps += 1
@@ -425,23 +427,9 @@ class AlfworldEnv(gym.Env[Observation, int]):
         self.game_file = game_file
         return self._game
 
-    def _index(self, action: SupportsIndex) -> int:
-        try:
-            index = operator.index(action)
-        except TypeError:
-            raise ValueError(f"action must be an integer index, got {action!r}") from None
-        if not 0 <= index < len(self._candidates):
-            raise ValueError(
-                f"action {index} is not a candidate: this state has {len(self._candidates)} "
-                f"(valid indices 0..{len(self._candidates) - 1}); "
-                "mask the action slots past the candidates"
-            )
-        return index
 
     def _observe(self, game_state: textworld.GameState, feedback: str | None = None) -> Observation:
-        commands = sorted(set(game_state["admissible_commands"]) - _DROPPED_COMMANDS)
-        self._candidates = tuple(commands[: self.max_actions])
-        self._dropped = len(commands) - len(self._candidates)
+        self._candidates, self._dropped = action_slots(game_state["admissible_commands"], self.max_actions, _DROPPED_COMMANDS)
         last = (game_state["feedback"] if feedback is None else feedback).strip()
         state = f"{self._goal}\n{self._progress.describe()}"
         return {"state": f"{state}\n\n{last}" if last else state, "candidates": self._candidates}

@@ -22,7 +22,6 @@ seed their interpreter RNG with a constant when play begins), so `reset(seed=...
 
 from __future__ import annotations
 
-import operator
 import string
 from pathlib import Path
 from typing import Any, SupportsIndex
@@ -31,6 +30,7 @@ import gymnasium as gym
 import textworld
 from gymnasium import spaces
 
+from priorcache.envs.candidates import action_slots, candidate_index
 from priorcache.envs.textworld_games import GAME_SUFFIX
 
 Observation = dict[str, Any]
@@ -111,7 +111,7 @@ class TextWorldEnv(gym.Env[Observation, int]):
             raise RuntimeError(
                 "TextWorldEnv.step() needs reset() first, and again after an episode ends"
             )
-        command = self._candidates[self._index(action)]
+        command = self._candidates[candidate_index(action, len(self._candidates))]
         game_state, _, _ = self._live_game().step(command)
         reward = float(game_state["score"] - self._score)
         self._score = game_state["score"]
@@ -132,23 +132,9 @@ class TextWorldEnv(gym.Env[Observation, int]):
             raise RuntimeError("TextWorldEnv is closed; create a new one")
         return self._game
 
-    def _index(self, action: SupportsIndex) -> int:
-        try:
-            index = operator.index(action)
-        except TypeError:
-            raise ValueError(f"action must be an integer index, got {action!r}") from None
-        if not 0 <= index < len(self._candidates):
-            raise ValueError(
-                f"action {index} is not a candidate: this state has {len(self._candidates)} "
-                f"(valid indices 0..{len(self._candidates) - 1}); "
-                "mask the action slots past the candidates"
-            )
-        return index
 
     def _observe(self, game_state: textworld.GameState) -> Observation:
-        commands = sorted(set(game_state["admissible_commands"]) - _META_COMMANDS)
-        self._candidates = tuple(commands[: self.max_actions])
-        self._dropped = len(commands) - len(self._candidates)
+        self._candidates, self._dropped = action_slots(game_state["admissible_commands"], self.max_actions, _META_COMMANDS)
         parts = (game_state[key].strip() for key in ("objective", "description", "inventory"))
         return {"state": "\n\n".join(parts), "candidates": self._candidates}
 
