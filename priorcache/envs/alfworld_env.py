@@ -63,7 +63,6 @@ import json
 import operator
 import os
 import re
-import string
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -74,7 +73,7 @@ from typing import TYPE_CHECKING, Any, SupportsIndex
 import gymnasium as gym
 from gymnasium import spaces
 
-from priorcache.envs.candidates import action_slots, candidate_index
+from priorcache.envs.candidates import action_slots, candidate_index, text_observation_space
 
 if TYPE_CHECKING:
     import textworld
@@ -104,9 +103,6 @@ _DATA_FIX = (
     "ALFWorld split folders"
 )
 
-_CHARSET = frozenset(string.printable)
-_MAX_STATE_CHARS = 16384
-_MAX_COMMAND_CHARS = 256
 
 
 class AlfworldGameError(ValueError):
@@ -319,14 +315,7 @@ class AlfworldEnv(gym.Env[Observation, int]):
         self.max_steps = max_steps
         self.max_actions = max_actions
         self.action_space = spaces.Discrete(max_actions)
-        # Text-valued, best effort: gymnasium has no space for variable-length string lists
-        # that RL libraries batch; `PriorFeaturesWrapper` replaces it with fixed-size arrays.
-        self.observation_space = spaces.Dict({
-            "state": spaces.Text(_MAX_STATE_CHARS, charset=_CHARSET),
-            "candidates": spaces.Sequence(
-                spaces.Text(_MAX_COMMAND_CHARS, charset=_CHARSET), stack=False
-            ),
-        })
+        self.observation_space = text_observation_space()
 
         self.game_file: Path | None = None
         """The game being played (None before the first reset)."""

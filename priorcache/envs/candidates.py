@@ -1,14 +1,34 @@
-"""Admissible commands as action slots: the contract every text env shares.
+"""The contract every text env shares: text observations, admissible commands as action slots.
 
-A text env offers its admissible commands as a sorted, de-duplicated tuple capped at
-`max_actions` slots (the rest dropped and counted), and an action is the index of one of
-them. Policies mask the slots past the candidates, so an index there is a caller's bug.
+A text env observes `{"state": str, "candidates": tuple[str, ...]}` and offers its
+admissible commands as a sorted, de-duplicated tuple capped at `max_actions` slots (the
+rest dropped and counted); an action is the index of one of them. Policies mask the slots
+past the candidates, so an index there is a caller's bug.
 """
 
 from __future__ import annotations
 
 import operator
+import string
 from typing import Iterable, SupportsIndex
+
+from gymnasium import spaces
+
+_CHARSET = frozenset(string.printable)
+_MAX_STATE_CHARS = 16384
+_MAX_COMMAND_CHARS = 256
+
+
+def text_observation_space() -> spaces.Dict:
+    """The declared observation space of a text env.
+
+    Text-valued, best effort: gymnasium has no space for variable-length string lists that
+    RL libraries batch; `PriorFeaturesWrapper` replaces it with fixed-size arrays.
+    """
+    return spaces.Dict({
+        "state": spaces.Text(_MAX_STATE_CHARS, charset=_CHARSET),
+        "candidates": spaces.Sequence(spaces.Text(_MAX_COMMAND_CHARS, charset=_CHARSET), stack=False),
+    })
 
 
 def action_slots(

@@ -22,7 +22,6 @@ seed their interpreter RNG with a constant when play begins), so `reset(seed=...
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 from typing import Any, SupportsIndex
 
@@ -30,7 +29,7 @@ import gymnasium as gym
 import textworld
 from gymnasium import spaces
 
-from priorcache.envs.candidates import action_slots, candidate_index
+from priorcache.envs.candidates import action_slots, candidate_index, text_observation_space
 from priorcache.envs.textworld_games import GAME_SUFFIX
 
 Observation = dict[str, Any]
@@ -46,9 +45,6 @@ _REQUEST_INFOS = textworld.EnvInfos(
 # own command grammar does not produce them today; the filter keeps that true for any game.
 _META_COMMANDS = frozenset({"help", "hint", "quit", "restart", "restore", "save", "score", "undo"})
 
-_CHARSET = frozenset(string.printable)
-_MAX_STATE_CHARS = 16384
-_MAX_COMMAND_CHARS = 256
 _FIX = "or leave 'env.game_file' empty to generate the game described by 'env.game'"
 
 
@@ -79,14 +75,7 @@ class TextWorldEnv(gym.Env[Observation, int]):
         self.max_steps = max_steps
         self.max_actions = max_actions
         self.action_space = spaces.Discrete(max_actions)
-        # Text-valued, best effort: gymnasium has no space for variable-length string lists
-        # that RL libraries batch; `PriorFeaturesWrapper` replaces it with fixed-size arrays.
-        self.observation_space = spaces.Dict({
-            "state": spaces.Text(_MAX_STATE_CHARS, charset=_CHARSET),
-            "candidates": spaces.Sequence(
-                spaces.Text(_MAX_COMMAND_CHARS, charset=_CHARSET), stack=False
-            ),
-        })
+        self.observation_space = text_observation_space()
 
         _check_game_file(self.game_file)
         self._game = _start(self.game_file)
