@@ -171,17 +171,17 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
         _log_json(tracker, run_dir / "cache_stats.json",
                   {"cache_actor": ray.get(cache.stats.remote()), "llm_pool": ray.get(pool.stats.remote())})
     evaluations = _evaluate(cfg, trained_module(run_dir / "checkpoint"))
+    eval_metrics = {k: v for prefix, result in evaluations.items() for k, v in result.as_dict(prefix).items()}
     summary = {
         **final,
         "train_episode_return_mean": final.get("episode_return_mean", float("nan")),
         "train_success_rate": final.get("success_rate", float("nan")),
-        **{k: v for prefix, result in evaluations.items() for k, v in result.as_dict(prefix).items()},
+        **eval_metrics,
         "eval_seeds": [cfg.eval.seed, cfg.eval.seed + cfg.eval.episodes - 1],
         "wall_time_s": time.monotonic() - started,
         "checkpoint": str(run_dir / "checkpoint"),
     }
-    tracker.log_metrics({f"eval_{k}": v for prefix, result in evaluations.items()
-                         for k, v in result.as_dict(prefix).items()}, step=cfg.train.iterations)
+    tracker.log_metrics({f"eval_{k}": v for k, v in eval_metrics.items()}, step=cfg.train.iterations)
     return summary
 
 

@@ -65,12 +65,13 @@ def alfworld_split(cfg: EnvConfig, role: str) -> list[Path]:
     a = cfg.alfworld
     split = a.train_split if role == "train" else a.eval_split
     key = "env.alfworld.train_split" if role == "train" else "env.alfworld.eval_split"
-    games = alfworld_games(alfworld_data_dir(a.data_dir) / split, key=key)
+    split_dir = alfworld_data_dir(a.data_dir) / split
+    games = alfworld_games(split_dir, key=key)
     if not a.max_games:
         return games
     by_type: dict[str, list[Path]] = {}
     for game in games:  # trial folders are named <task type>-<object>-...; game files sit below
-        task_type = game.relative_to(alfworld_data_dir(a.data_dir) / split).parts[0].split("-")[0]
+        task_type = game.relative_to(split_dir).parts[0].split("-")[0]
         by_type.setdefault(task_type, []).append(game)
     interleaved = [g for group in itertools.zip_longest(*by_type.values()) for g in group if g is not None]
     return interleaved[: a.max_games]
