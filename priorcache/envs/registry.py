@@ -5,8 +5,9 @@ text environment named by `env.name`, wrapped by `PriorFeaturesWrapper` with an 
 when `use_prior` is true, a `PriorClient` connected to the shared cache and LLM pool.
 `env_config` holds plain dicts (`to_dict` of the config sections) so it travels to any node.
 Its `role` ("train" or "eval") selects the games: TextWorld plays one game in both roles
-(evaluation uses held-out seeds), ALFWorld trains on `train_split` and evaluates on
-`eval_split`.
+(evaluation uses held-out seeds), a TextWorld suite and ALFWorld train on their train games
+and evaluate on held-out games, BabyAI draws levels from seeds (evaluation seeds start at
+`eval.seed`, beyond any seed training uses).
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ def resolve_env(cfg: EnvConfig) -> EnvConfig:
     """`cfg` with every path absolute and generated games on disk, ready to ship to any node."""
     if cfg.name == "textworld":
         return replace(cfg, game_file=str(resolve_game_file(cfg)))
+    if cfg.name == "textworld_suite":
+        from priorcache.envs.textworld_suites import suite_games
+
+        games_dir = str(Path(cfg.games_dir).resolve())
+        for role in ROLES:  # generate here, once, not in every env runner
+            suite_games(cfg.suite, games_dir, role)
+        return replace(cfg, games_dir=games_dir)
+    if cfg.name == "babyai":
+        from priorcache.envs.babyai_env import check_level
+
+        check_level(cfg.babyai.level)
+        return cfg
     from priorcache.envs.alfworld_env import alfworld_data_dir
 
     return replace(cfg, alfworld=replace(cfg.alfworld, data_dir=str(alfworld_data_dir(cfg.alfworld.data_dir))))
@@ -83,9 +96,25 @@ def _make_alfworld(cfg: EnvConfig, role: str) -> gym.Env:
     return AlfworldEnv(alfworld_split(cfg, role), max_steps=cfg.max_steps, max_actions=cfg.max_actions)
 
 
+def _make_textworld_suite(cfg: EnvConfig, role: str) -> gym.Env:
+    from priorcache.envs.textworld_env import TextWorldEnv
+    from priorcache.envs.textworld_suites import suite_games
+
+    games = suite_games(cfg.suite, cfg.games_dir, role)
+    return TextWorldEnv(games, max_steps=cfg.max_steps, max_actions=cfg.max_actions)
+
+
+def _make_babyai(cfg: EnvConfig, role: str) -> gym.Env:
+    from priorcache.envs.babyai_env import BabyAITextEnv
+
+    return BabyAITextEnv(cfg.babyai.level, max_steps=cfg.max_steps, max_actions=cfg.max_actions)
+
+
 TEXT_ENVS: dict[str, Callable[[EnvConfig, str], gym.Env]] = {
     "textworld": _make_textworld,
+    "textworld_suite": _make_textworld_suite,
     "alfworld": _make_alfworld,
+    "babyai": _make_babyai,
 }
 
 

@@ -52,17 +52,45 @@ class AlfworldConfig:
 
 
 @dataclass
+class SuiteConfig:
+    """A family of generated TextWorld games (`env.name: textworld_suite`), split into train and eval games."""
+
+    family: str = "simple"
+    """Game family: simple, cooking or coin_collector (TextWorld's challenge generators)."""
+    level: int = 1
+    """Difficulty, 1 (easiest) to 3; what it changes per family is in `envs/textworld_suites.py`."""
+    train_games: int = 8
+    """Games the agent trains on (played round-robin, one per episode)."""
+    eval_games: int = 4
+    """Held-out games evaluation plays (generated from seeds disjoint from the train games)."""
+    seed: int = 1
+    """Suite seed: the same family, level, sizes and seed give the same games."""
+
+
+@dataclass
+class BabyAIConfig:
+    """A BabyAI level rendered as text (`env.name: babyai`)."""
+
+    level: str = "BabyAI-GoToObj-v0"
+    """Gymnasium id of the BabyAI level (registered by minigrid), e.g. BabyAI-PickupLoc-v0."""
+
+
+@dataclass
 class EnvConfig:
     """The environment the agent acts in."""
 
     name: str = "textworld"
-    """Environment family. Registered: textworld, alfworld."""
+    """Environment family. Registered: textworld, textworld_suite, alfworld, babyai."""
     game_file: str = ""
     """Path to an existing TextWorld game (.z8/.ulx). Empty: generate `env.game`."""
     game: GameConfig = field(default_factory=GameConfig)
     """Generation parameters used when `env.game_file` is empty."""
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    """Game family and splits (when `env.name` is textworld_suite)."""
     alfworld: AlfworldConfig = field(default_factory=AlfworldConfig)
     """ALFWorld splits (when `env.name` is alfworld)."""
+    babyai: BabyAIConfig = field(default_factory=BabyAIConfig)
+    """BabyAI level (when `env.name` is babyai)."""
     games_dir: str = ".cache/games"
     """Where generated games are cached (relative to the working directory)."""
     max_steps: int = 50
@@ -238,7 +266,8 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "env.name": ("textworld", "alfworld"),
+    "env.name": ("textworld", "textworld_suite", "alfworld", "babyai"),
+    "env.suite.family": ("simple", "cooking", "coin_collector"),
     "prior.llm.backend": ("llama_cpp",),
     "prior.llm.normalisation": ("mean", "sum"),
     "prior.cache.mode": ("semantic", "exact", "off"),
@@ -247,7 +276,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 _POSITIVE: tuple[str, ...] = (
     "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
-    "env.game.quest_length", "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
+    "env.game.quest_length", "env.suite.level", "env.suite.train_games", "env.suite.eval_games",
+    "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
     "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s",
     "prior.embedder.n_threads", "prior.cache.capacity", "algorithm.lr",
     "algorithm.train_batch_size", "algorithm.minibatch_size", "algorithm.num_epochs",
@@ -313,6 +343,8 @@ def validate(config: ExperimentConfig) -> None:
             "config key 'algorithm.minibatch_size' must not exceed 'algorithm.train_batch_size' "
             f"({config.algorithm.minibatch_size} > {config.algorithm.train_batch_size})"
         )
+    if config.env.suite.level > 3:
+        raise ConfigError(f"config key 'env.suite.level' must be 1, 2 or 3, got {config.env.suite.level}")
     if config.env.game_file and not Path(config.env.game_file).is_file():
         raise ConfigError(
             f"config key 'env.game_file': {config.env.game_file} does not exist; "
