@@ -1,6 +1,8 @@
 """The `priorcache` command line (also `python -m priorcache`).
 
     priorcache run CONFIG [key=value ...]   train + evaluate one experiment, tracked in MLflow
+    priorcache eval SUITE [--domains ..] [--agents ..] [--fresh]
+                                             every agent on every domain -> results table
     priorcache ui [--port N]                 MLflow UI on the project's run store
 
 Input errors (config, game file, model file, cluster address) are reported in one line
@@ -59,6 +61,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from priorcache.eval_suite import load_suite, run_suite
+
+    try:
+        suite = load_suite(args.suite)
+        for key, chosen, known in (("--domains", args.domains, suite.domains), ("--agents", args.agents, suite.agents)):
+            unknown = [name for name in chosen if name not in known]
+            if unknown:
+                raise ConfigError(f"{key}: {unknown} not in the suite; choose from {', '.join(known)}")
+        md_path = run_suite(suite, args.domains, args.agents, fresh=args.fresh)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"results table: {md_path} (rows in {suite.output}.csv)")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from priorcache.platform.tracking import default_artifact_root, default_tracking_uri
 
@@ -78,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="experiment YAML (e.g. experiments/textworld_ppo_prior.yaml)")
     run.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. train.iterations=3)")
     run.set_defaults(func=_run)
+    ev = sub.add_parser("eval", help="run a results suite: every agent on every domain")
+    ev.add_argument("suite", help="suite YAML (e.g. experiments/text_results.yaml)")
+    ev.add_argument("--domains", type=lambda s: s.split(","), default=[], help="comma-separated subset")
+    ev.add_argument("--agents", type=lambda s: s.split(","), default=[], help="comma-separated subset")
+    ev.add_argument("--fresh", action="store_true", help="redo rows already in the CSV")
+    ev.set_defaults(func=_eval)
     ui = sub.add_parser("ui", help="serve the MLflow UI on the project's run store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     ui.add_argument("--port", type=int, default=5000)

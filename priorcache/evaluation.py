@@ -2,8 +2,10 @@
 
 A policy maps one observation of `PriorFeaturesWrapper` to an action slot. Built in: the
 trained RLModule (sampling its posterior, or greedy), the LLM prior alone (sampling
-p_LLM(a|s): what the prior knows before any RL) and the uniform random policy over the
-admissible commands (the baseline every result is shown beside).
+p_LLM(a|s): what the prior knows before any RL), the Direct-LLM agent (argmax of the prior,
+no RL) and the uniform random policy over the admissible commands (the baseline every
+result is shown beside). Text-reading agents (ReAct, `baselines/react.py`) follow the same
+`(obs, rng) -> slot` convention on the unwrapped text env.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def prior_policy(obs: dict[str, np.ndarray], rng: np.random.Generator) -> int:
     real = np.flatnonzero(obs["action_mask"] > 0.5)
     probs = np.exp(obs["prior_logp"][real].astype(np.float64))
     return int(rng.choice(real, p=probs / probs.sum()))
+
+
+def direct_llm_policy(obs: dict[str, np.ndarray], rng: np.random.Generator) -> int:
+    """Act by the LLM's top-scored admissible command (argmax of the prior, no learning)."""
+    real = np.flatnonzero(obs["action_mask"] > 0.5)
+    return int(real[np.argmax(obs["prior_logp"][real])])
 
 
 def module_policy(module: Any, greedy: bool) -> Policy:

@@ -12,7 +12,8 @@ from typing import Any
 import ray
 
 from priorcache.algorithms import prior_metrics as pm
-from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY, PRIOR_WEIGHT_KEY
+from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY
+from priorcache.algorithms.prior_trust import PRIOR_WEIGHT_KEY
 
 METRIC_NAMES: tuple[str, ...] = (
     "llm_queries", "prior_requests", "cache_hit_rate",

@@ -26,78 +26,32 @@ How to use it from plain Python, like any RLlib algorithm::
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 import torch
-from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from priorcache.algorithms.prior_module import PriorPolicyModule, masked_prior_logp
-from priorcache.algorithms.prior_trust import PriorTrustSchedule
+from priorcache.algorithms.prior_trust import PRIOR_WEIGHT_KEY, PriorTrustConfig, apply_prior_trust
 
 PRIOR_KL_KEY = "prior_kl"
 PRIOR_KL_COEFF_KEY = "prior_kl_coeff"
-PRIOR_WEIGHT_KEY = "prior_weight"
 
 
-class PPOPriorConfig(PPOConfig):
+class PPOPriorConfig(PriorTrustConfig, PPOConfig):
     """`PPOConfig` plus a `.prior(...)` section (the prior-trust schedule)."""
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or PPOPrior)
-        self.prior_weight_start = 1.0
-        self.prior_weight_end = 0.25
-        self.prior_kl_coeff = 0.05
-        self.prior_decay_steps = 20_000
-
-    def prior(
-        self,
-        *,
-        weight_start: float = NotProvided,  # type: ignore[assignment]
-        weight_end: float = NotProvided,  # type: ignore[assignment]
-        kl_coeff: float = NotProvided,  # type: ignore[assignment]
-        decay_steps: int = NotProvided,  # type: ignore[assignment]
-    ) -> Self:
-        """Set how much the agent trusts the LLM prior.
-
-        Args:
-            weight_start: weight w of log p_LLM in the posterior logits at step 0.
-            weight_end: w after `decay_steps` env steps.
-            kl_coeff: alpha of alpha * KL(pi || p_LLM) at step 0 (falls in proportion to w).
-            decay_steps: env steps over which w and alpha fall linearly.
-        """
-        for name, value in (("prior_weight_start", weight_start), ("prior_weight_end", weight_end),
-                            ("prior_kl_coeff", kl_coeff), ("prior_decay_steps", decay_steps)):
-            if value is not NotProvided:
-                setattr(self, name, value)
-        return self
-
-    def prior_trust(self) -> PriorTrustSchedule:
-        """The schedule the learner applies."""
-        return PriorTrustSchedule(
-            self.prior_weight_start, self.prior_weight_end, self.prior_kl_coeff, self.prior_decay_steps
-        )
-
-    def validate(self) -> None:
-        super().validate()
-        if min(self.prior_weight_start, self.prior_weight_end, self.prior_kl_coeff) < 0:
-            self._value_error("prior weights and `kl_coeff` in `.prior(...)` must be >= 0")
-        if self.prior_decay_steps < 0:
-            self._value_error("`decay_steps` in `.prior(...)` must be >= 0")
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(module_class=PriorPolicyModule)
 
     def get_default_learner_class(self) -> type:
         return PPOPriorTorchLearner
-
-    @property
-    def _model_config_auto_includes(self) -> dict[str, Any]:
-        return super()._model_config_auto_includes | {"prior_weight": self.prior_weight_start}
 
 
 class PPOPriorTorchLearner(PPOTorchLearner):
@@ -130,11 +84,7 @@ class PPOPriorTorchLearner(PPOTorchLearner):
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         super().after_gradient_based_update(timesteps=timesteps)
-        env_steps = int(timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0))
-        for module_id in self.module.keys():
-            schedule = self.config.get_config_for_module(module_id).prior_trust()
-            self.module[module_id].unwrapped().prior_weight.fill_(schedule.weight(env_steps))
-            self._prior_kl_coeff[module_id] = schedule.kl_coeff_at(env_steps)
+        self._prior_kl_coeff.update(apply_prior_trust(self, timesteps))
 
 
 class PPOPrior(PPO):

@@ -1,8 +1,10 @@
 """Experiment config -> RLlib `AlgorithmConfig`, one factory per `algorithm.name`.
 
-The YAML runner uses these factories; they build the same `PPOPriorConfig` a user would
-write in Python, so there is one code path. `ppo` is PPO-Prior with the prior switched off
-(weight 0, no KL, no LLM asked): the no-prior baseline on the identical network.
+The YAML runner uses these factories; they build the same `PPOPriorConfig` /
+`DQNPriorConfig` a user would write in Python, so there is one code path. `ppo` is
+PPO-Prior with the prior switched off (weight 0, no KL, no LLM asked): the no-prior
+baseline on the identical network; `dqn` is the same for DQN-Prior (every candidate, plain
+Boltzmann exploration over Q).
 """
 
 from __future__ import annotations
@@ -11,31 +13,42 @@ from typing import Callable
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
+from priorcache.algorithms.dqn_prior import DQNPriorConfig
 from priorcache.algorithms.ppo_prior import PPOPriorConfig
 from priorcache.algorithms.prior_metrics import PriorMetricsCallback
 from priorcache.envs.registry import RLLIB_ENV_ID, env_config
 from priorcache.platform.config import ExperimentConfig
 
 
+NO_PRIOR = ("ppo", "dqn")
+"""The algorithms that run without an LLM (baselines)."""
+
+
 def uses_prior(cfg: ExperimentConfig) -> bool:
     """Whether the algorithm asks the LLM for a prior."""
-    return cfg.algorithm.name != "ppo"
+    return cfg.algorithm.name not in NO_PRIOR
 
 
-def _ppo_family(cfg: ExperimentConfig) -> PPOPriorConfig:
-    a = cfg.algorithm
+def _common(config: AlgorithmConfig, cfg: ExperimentConfig) -> AlgorithmConfig:
+    """Environment, runners, module width, metrics and seed: the same for every algorithm."""
     return (
-        PPOPriorConfig()
+        config
         .environment(RLLIB_ENV_ID, env_config=env_config(cfg.env, cfg.prior, uses_prior(cfg)))
         # No sample timeout: while the cache is cold, LLM misses make sampling slow, not stuck.
         .env_runners(num_env_runners=cfg.train.num_env_runners, num_envs_per_env_runner=1,
                      num_cpus_per_env_runner=1, sample_timeout_s=None)
         .learners(num_learners=0)
-        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.train_batch_size,
-                  minibatch_size=a.minibatch_size, num_epochs=a.num_epochs, entropy_coeff=a.entropy_coeff)
-        .rl_module(model_config={"hidden": a.hidden})
+        .rl_module(model_config={"hidden": cfg.algorithm.hidden})
         .callbacks(PriorMetricsCallback)
         .debugging(seed=cfg.seed)
+    )
+
+
+def _ppo_family(cfg: ExperimentConfig) -> PPOPriorConfig:
+    a = cfg.algorithm
+    return _common(PPOPriorConfig(), cfg).training(
+        lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.train_batch_size,
+        minibatch_size=a.minibatch_size, num_epochs=a.num_epochs, entropy_coeff=a.entropy_coeff,
     )
 
 
@@ -51,9 +64,41 @@ def _ppo(cfg: ExperimentConfig) -> AlgorithmConfig:
     return _ppo_family(cfg).prior(weight_start=0.0, weight_end=0.0, kl_coeff=0.0)
 
 
+def _dqn_family(cfg: ExperimentConfig) -> DQNPriorConfig:
+    a = cfg.algorithm
+    return (
+        _common(DQNPriorConfig(), cfg)
+        .training(
+            lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.minibatch_size,
+            num_steps_sampled_before_learning_starts=a.learning_starts,
+            target_network_update_freq=a.target_update_freq,
+            replay_buffer_config={"type": "PrioritizedEpisodeReplayBuffer", "capacity": a.replay_capacity},
+        )
+        # An iteration samples `train_batch_size` env steps, as for PPO, so budgets compare.
+        .reporting(min_sample_timesteps_per_iteration=a.train_batch_size)
+    )
+
+
+def _dqn_prior(cfg: ExperimentConfig) -> AlgorithmConfig:
+    a = cfg.algorithm
+    return (
+        _dqn_family(cfg)
+        .posterior(q_temperature=a.q_temperature, top_k=a.prior_top_k)
+        .prior(weight_start=a.prior_weight_start, weight_end=a.prior_weight_end,
+               decay_steps=a.prior_decay_steps)
+    )
+
+
+def _dqn(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _dqn_family(cfg).posterior(q_temperature=cfg.algorithm.q_temperature, top_k=0).prior(
+        weight_start=0.0, weight_end=0.0)
+
+
 ALGORITHMS: dict[str, Callable[[ExperimentConfig], AlgorithmConfig]] = {
     "ppo_prior": _ppo_prior,
     "ppo": _ppo,
+    "dqn_prior": _dqn_prior,
+    "dqn": _dqn,
 }
 
 

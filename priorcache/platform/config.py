@@ -177,7 +177,7 @@ class AlgorithmSettings:
     """The RL algorithm and its hyper-parameters (RLlib names where they exist)."""
 
     name: str = "ppo_prior"
-    """Registered: ppo_prior, ppo (no prior)."""
+    """Registered: ppo_prior, ppo (no prior), dqn_prior, dqn (no prior)."""
     lr: float = 3e-4
     """Adam learning rate."""
     gamma: float = 0.95
@@ -185,9 +185,9 @@ class AlgorithmSettings:
     train_batch_size: int = 1000
     """Env steps per training iteration."""
     minibatch_size: int = 250
-    """SGD minibatch size."""
+    """SGD minibatch size (DQN-Prior: transitions per update, sampled from the replay buffer)."""
     num_epochs: int = 4
-    """SGD epochs per iteration."""
+    """SGD epochs per iteration (PPO)."""
     entropy_coeff: float = 0.01
     """PPO entropy bonus."""
     hidden: int = 128
@@ -200,6 +200,16 @@ class AlgorithmSettings:
     """alpha of alpha * KL(pi || prior) in the loss at step 0 (decays like the weight)."""
     prior_decay_steps: int = 20000
     """Env steps over which weight and KL coefficient decay linearly to their end values."""
+    q_temperature: float = 0.2
+    """DQN-Prior: alpha of pi ∝ p_LLM^w · exp(Q/alpha); small trusts Q, large trusts the prior."""
+    prior_top_k: int = 5
+    """DQN-Prior: act among the k candidates the prior ranks highest (0 = all)."""
+    replay_capacity: int = 50000
+    """DQN-Prior: replay buffer size in env steps."""
+    learning_starts: int = 500
+    """DQN-Prior: env steps sampled before the first update."""
+    target_update_freq: int = 500
+    """DQN-Prior: env steps between target-network syncs."""
 
 
 @dataclass
@@ -271,7 +281,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prior.llm.backend": ("llama_cpp",),
     "prior.llm.normalisation": ("mean", "sum"),
     "prior.cache.mode": ("semantic", "exact", "off"),
-    "algorithm.name": ("ppo_prior", "ppo"),
+    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
 }
 
 _POSITIVE: tuple[str, ...] = (
@@ -281,14 +291,16 @@ _POSITIVE: tuple[str, ...] = (
     "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s",
     "prior.embedder.n_threads", "prior.cache.capacity", "algorithm.lr",
     "algorithm.train_batch_size", "algorithm.minibatch_size", "algorithm.num_epochs",
-    "algorithm.hidden", "algorithm.prior_decay_steps", "train.iterations", "eval.episodes",
+    "algorithm.hidden", "algorithm.prior_decay_steps", "algorithm.q_temperature",
+    "algorithm.replay_capacity", "algorithm.target_update_freq", "train.iterations", "eval.episodes",
 )
 
 _NON_NEGATIVE: tuple[str, ...] = (
     "prior.cache.refresh", "prior.cache.near_capacity", "prior.cache.audit_max_inflight", "prior.cache.near_sync_s",
     "prior.llm.num_cpus_per_replica", "algorithm.entropy_coeff", "algorithm.prior_weight_start",
     "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
-    "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games",
+    "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
+    "algorithm.learning_starts",
 )
 
 

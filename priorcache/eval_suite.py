@@ -1,0 +1,278 @@
+"""`priorcache eval SUITE.yaml`: every agent on every domain, one results table (markdown + CSV).
+
+A suite (see `experiments/text_results.yaml`) names domains, each an experiment YAML with
+budget overrides, and agents:
+
+- RL agents train, then evaluate on held-out seeds/games, through `run_experiment` (one
+  MLflow run each, as `priorcache run` would): `ppo_prior`, `ppo_prior_uncached` (cache
+  off: every prior request asks the LLM), `dqn_prior`, `ppo` (no prior).
+- Evaluation-only agents play the same held-out episodes: `direct_llm` (argmax of the
+  prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`) and
+  `random`. Each is logged as its own MLflow run too.
+
+Every row runs in a fresh local Ray instance, so LLM-pool and cache counters are the row's
+own. Rows are appended to `<output>.csv` as they finish: an interrupted suite keeps its
+rows and a rerun skips them (`--fresh` redoes all). `<output>.md` is regenerated from the
+CSV each time, with the per-domain cache saving (LLM queries and prior latency, uncached over
+cached PPO-Prior) beside the success rates it was bought with.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import platform as stdlib_platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import ray
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from priorcache.platform.config import ConfigError, ExperimentConfig, flatten, load_config, to_dict
+
+RL_AGENTS: dict[str, tuple[str, ...]] = {
+    "ppo_prior": ("algorithm.name=ppo_prior",),
+    "ppo_prior_uncached": ("algorithm.name=ppo_prior", "prior.cache.mode=off"),
+    "dqn_prior": ("algorithm.name=dqn_prior",),
+    "ppo": ("algorithm.name=ppo",),
+}
+"""RL agents and the overrides that make them from a domain's experiment."""
+EVAL_AGENTS = ("direct_llm", "react", "random")
+"""Agents that only evaluate."""
+AGENTS = (*RL_AGENTS, *EVAL_AGENTS)
+
+COLUMNS = (
+    "domain", "agent", "success_rate", "episode_return_mean", "episode_len_mean", "episodes",
+    "train_env_steps", "llm_queries", "prior_requests", "cache_hit_rate", "prior_latency_ms_p50",
+    "llm_latency_ms_p50", "wall_time_s", "mlflow_run_id",
+)
+"""The CSV columns (fixed, so tables compare across versions)."""
+
+
+@dataclass
+class DomainSpec:
+    """One domain of a suite."""
+
+    experiment: str
+    """Experiment YAML (relative to the working directory)."""
+    overrides: list[str] = field(default_factory=list)
+    """Budget and size overrides, `key=value`, applied to every agent on this domain."""
+
+
+@dataclass
+class EvalSuiteConfig:
+    """A results table: which agents on which domains, written where."""
+
+    name: str = "text"
+    """Suite name (MLflow run names are `<suite>-<domain>-<agent>`)."""
+    output: str = "docs/results/text"
+    """Writes `<output>.md` and `<output>.csv`."""
+    agents: list[str] = field(default_factory=lambda: list(AGENTS))
+    """Agents, in table order. Known: ppo_prior, ppo_prior_uncached, dqn_prior, ppo, direct_llm, react, random."""
+    domains: dict[str, DomainSpec] = field(default_factory=dict)
+    """Domain name -> experiment and overrides, in table order."""
+    overrides: list[str] = field(default_factory=list)
+    """Overrides applied to every run (e.g. tracking.experiment=results)."""
+    react_thought_tokens: int = 24
+    """Most tokens of a ReAct thought."""
+
+
+def load_suite(path: str | Path) -> EvalSuiteConfig:
+    """Read and check a suite YAML; ConfigError naming the key otherwise."""
+    if not Path(path).is_file():
+        raise ConfigError(f"suite file {path} does not exist: pass a YAML like experiments/text_results.yaml")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(EvalSuiteConfig), OmegaConf.load(path))
+        suite: EvalSuiteConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"suite key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
+    unknown = [a for a in suite.agents if a not in AGENTS]
+    if unknown:
+        raise ConfigError(f"suite key 'agents': unknown {unknown}; choose from {', '.join(AGENTS)}")
+    if not suite.domains:
+        raise ConfigError("suite key 'domains' is empty: name at least one experiment YAML")
+    for domain in suite.domains:  # fail on a bad experiment before hours of runs, not during
+        run_config(suite, domain, suite.agents[0])
+    return suite
+
+
+def run_config(suite: EvalSuiteConfig, domain: str, agent: str) -> ExperimentConfig:
+    """The experiment config of one row."""
+    spec = suite.domains[domain]
+    tag = f"{suite.name}-{domain}-{agent}"
+    agent_overrides = RL_AGENTS.get(agent, ())
+    return load_config(spec.experiment, [*spec.overrides, *suite.overrides, *agent_overrides,
+                                         f"name={tag}", f"prior.cache.namespace={tag}"])
+
+
+def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Sequence[str] = (),
+              fresh: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run the missing rows, then write the markdown table; returns its path."""
+    csv_path = Path(f"{suite.output}.csv")
+    rows = [] if fresh else read_rows(csv_path)
+    done = {(r["domain"], r["agent"]) for r in rows}
+    for domain in domains or suite.domains:
+        for agent in agents or suite.agents:
+            if (domain, agent) in done:
+                log(f"[{domain} / {agent}] already in {csv_path}, skipped")
+                continue
+            log(f"[{domain} / {agent}] running")
+            row = run_row(suite, domain, agent)
+            rows.append(row)
+            write_rows(csv_path, rows)
+            log(f"[{domain} / {agent}] success {row['success_rate']:.2f}, LLM queries {row['llm_queries']:.0f}, "
+                f"{row['wall_time_s']:.0f} s")
+    md_path = Path(f"{suite.output}.md")
+    md_path.write_text(render_markdown(suite, rows))
+    return md_path
+
+
+def run_row(suite: EvalSuiteConfig, domain: str, agent: str) -> dict[str, Any]:
+    """Train and/or evaluate one agent on one domain, in a fresh local Ray instance."""
+    cfg = run_config(suite, domain, agent)
+    try:
+        if agent in RL_AGENTS:
+            return _rl_row(cfg, domain, agent)
+        return _eval_only_row(cfg, domain, agent, suite.react_thought_tokens)
+    finally:
+        ray.shutdown()
+
+
+def _rl_row(cfg: ExperimentConfig, domain: str, agent: str) -> dict[str, Any]:
+    from priorcache.experiment import run_experiment
+
+    outcome = run_experiment(cfg)
+    return _row(domain, agent, outcome.summary, train_env_steps=outcome.summary["env_steps"],
+                mlflow_run_id=outcome.mlflow_run_id)
+
+
+def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_tokens: int) -> dict[str, Any]:
+    from priorcache.envs.registry import env_config, make_env, make_text_env, register
+    from priorcache.evaluation import direct_llm_policy, evaluate, random_policy
+    from priorcache.experiment import init_ray, preflight
+    from priorcache.platform.prior_client import connect
+    from priorcache.platform.tracking import RunTracker
+
+    started = time.monotonic()
+    cfg = preflight(cfg)
+    init_ray(cfg.ray)
+    register()
+    with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
+        tracker.set_tags({"agent": agent, "domain": domain})
+        metrics: dict[str, float] = {}
+        if agent == "react":
+            from priorcache.baselines.react import ReActAgent
+
+            react = ReActAgent(cfg.prior.llm, max_thought_tokens=thought_tokens)
+            env = make_text_env(cfg.env, role="eval")
+            try:
+                result = evaluate(env, react, cfg.eval.episodes, cfg.eval.seed)
+            finally:
+                env.close()
+                react.close()
+            metrics = {"llm_queries": react.stats.llm_calls, "prior_requests": react.stats.steps,
+                       "llm_latency_ms_p50": float(np.median(react.stats.latency_ms))}
+        else:
+            use_prior = agent == "direct_llm"
+            pool = connect(cfg.prior)[1] if use_prior else None
+            env = make_env(env_config(cfg.env, cfg.prior, use_prior, role="eval"))
+            try:
+                result = evaluate(env, direct_llm_policy if use_prior else random_policy,
+                                  cfg.eval.episodes, cfg.eval.seed)
+            finally:
+                env.close()
+            if pool is not None:
+                stats = ray.get(pool.stats.remote())
+                metrics = {k: stats[k] for k in ("llm_queries", "llm_latency_ms_p50") if k in stats}
+        summary = {**result.as_dict(), **metrics, "wall_time_s": time.monotonic() - started}
+        tracker.log_metrics({k: float(v) for k, v in summary.items()}, step=0)
+        return _row(domain, agent, summary, train_env_steps=0, mlflow_run_id=tracker.run_id)
+
+
+def _row(domain: str, agent: str, values: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    row = {c: values.get(c, math.nan) for c in COLUMNS}
+    row.update(domain=domain, agent=agent, **extra)
+    return row
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a results CSV (numbers as floats); [] when it does not exist."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: (v if k in ("domain", "agent", "mlflow_run_id") else float(v)) for k, v in r.items()}
+                for r in csv.DictReader(f)]
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite the CSV atomically (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
+    """The results document: one table per domain, then the cache's savings per domain."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# Results: {suite.name}",
+        "",
+        f"Generated by `priorcache eval` from `{suite.output}.csv` ({stamp}, {stdlib_platform.machine()}, "
+        "CPU only). Success, return and steps are held-out evaluation episodes (eval seeds, and held-out "
+        "games where the domain has them); LLM queries, prior requests, hit rate and latencies are the "
+        "training run's for RL agents and the evaluation's otherwise. p50 latencies in ms. Budgets:",
+        "",
+    ]
+    for domain, spec in suite.domains.items():
+        lines.append(f"- **{domain}**: `{spec.experiment}` with `{' '.join(spec.overrides) or '(as is)'}`")
+    by_domain: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_domain.setdefault(row["domain"], []).append(row)
+    for domain, domain_rows in by_domain.items():
+        lines += ["", f"## {domain}", "",
+                  "| agent | success | return | steps | train env steps | LLM queries | prior requests "
+                  "| hit rate | prior p50 | LLM p50 | wall s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        order = {a: i for i, a in enumerate(suite.agents)}
+        for r in sorted(domain_rows, key=lambda r: order.get(r["agent"], len(order))):
+            lines.append(
+                f"| {r['agent']} | {_fmt(r['success_rate'], '.2f')} | {_fmt(r['episode_return_mean'], '.2f')} "
+                f"| {_fmt(r['episode_len_mean'], '.1f')} | {_fmt(r['train_env_steps'], '.0f')} "
+                f"| {_fmt(r['llm_queries'], '.0f')} | {_fmt(r['prior_requests'], '.0f')} "
+                f"| {_fmt(r['cache_hit_rate'], '.1%')} | {_fmt(r['prior_latency_ms_p50'], '.2f')} "
+                f"| {_fmt(r['llm_latency_ms_p50'], '.0f')} | {_fmt(r['wall_time_s'], '.0f')} |"
+            )
+    lines += ["", "## What the cache saves", "",
+              "PPO-Prior with the semantic cache against the same run with the cache off, per domain.", "",
+              "| domain | LLM queries uncached / cached | prior p50 uncached / cached | success cached | success uncached |",
+              "|---|---|---|---|---|"]
+    for domain, domain_rows in by_domain.items():
+        agents = {r["agent"]: r for r in domain_rows}
+        cached, uncached = agents.get("ppo_prior"), agents.get("ppo_prior_uncached")
+        if cached is None or uncached is None:
+            continue
+        lines.append(
+            f"| {domain} | {_ratio(uncached['llm_queries'], cached['llm_queries'])} "
+            f"| {_ratio(uncached['prior_latency_ms_p50'], cached['prior_latency_ms_p50'])} "
+            f"| {_fmt(cached['success_rate'], '.2f')} | {_fmt(uncached['success_rate'], '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    if not denominator or math.isnan(numerator) or math.isnan(denominator):
+        return "–"
+    return f"{numerator / denominator:.1f}x"

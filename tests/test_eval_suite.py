@@ -1,0 +1,81 @@
+"""`priorcache eval`: a 2-episode suite run as a user runs it, its table, resuming, bad input."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from priorcache.eval_suite import COLUMNS, EvalSuiteConfig, render_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_suite(tmp_path: Path, agents: list[str], experiment: str = "experiments/textworld_ppo_prior.yaml") -> Path:
+    suite = {
+        "name": "t",
+        "output": str(tmp_path / "results" / "text"),
+        "agents": agents,
+        "domains": {"tiny": {"experiment": str(REPO / experiment), "overrides": [
+            "env.game.world_size=2", "env.game.nb_objects=4", "env.game.quest_length=2",
+            f"env.games_dir={REPO / '.cache' / 'games'}", "env.max_steps=10",
+            "train.iterations=1", "algorithm.train_batch_size=100", "algorithm.minibatch_size=50",
+            "algorithm.num_epochs=1", "eval.episodes=2",
+        ]}},
+        "overrides": [f"output_dir={tmp_path / 'runs'}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"],
+        "react_thought_tokens": 8,
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def run_eval(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([sys.executable, "-m", "priorcache", "eval", *args], capture_output=True, text=True,
+                          timeout=600, cwd=REPO, env=env)
+
+
+def test_two_episode_suite_writes_the_table_and_resumes(tmp_path):
+    suite = write_suite(tmp_path, ["ppo_prior", "direct_llm", "react", "random"])
+    proc = run_eval(str(suite))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    with open(tmp_path / "results" / "text.csv", newline="") as f:
+        rows = {r["agent"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["ppo_prior", "direct_llm", "react", "random"]
+    for row in rows.values():
+        assert row["episodes"] == "2.0" and 0.0 <= float(row["success_rate"]) <= 1.0
+        assert row["mlflow_run_id"]
+    assert float(rows["ppo_prior"]["train_env_steps"]) >= 100
+    assert float(rows["ppo_prior"]["llm_queries"]) > 0
+    assert float(rows["direct_llm"]["llm_queries"]) > 0
+    assert float(rows["react"]["llm_queries"]) == 2 * float(rows["react"]["prior_requests"]) > 0
+    assert float(rows["random"]["train_env_steps"]) == 0
+    table = (tmp_path / "results" / "text.md").read_text()
+    assert "## tiny" in table and "| react |" in table
+
+    again = run_eval(str(suite), "--agents", "random")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already in" in again.stdout
+
+
+def test_bad_suite_input_names_the_key(tmp_path):
+    suite = write_suite(tmp_path, ["random", "alphago"])
+    proc = run_eval(str(suite))
+    assert proc.returncode == 2 and "agents" in proc.stderr and "Traceback" not in proc.stderr
+    suite = write_suite(tmp_path, ["random"])
+    proc = run_eval(str(suite), "--domains", "atari")
+    assert proc.returncode == 2 and "--domains" in proc.stderr
+
+
+def test_cache_savings_compare_uncached_with_cached():
+    suite = EvalSuiteConfig(agents=["ppo_prior", "ppo_prior_uncached"])
+    base = {c: 0.0 for c in COLUMNS} | {"domain": "d", "mlflow_run_id": "x", "success_rate": 1.0}
+    rows = [base | {"agent": "ppo_prior", "llm_queries": 20.0, "prior_latency_ms_p50": 0.05},
+            base | {"agent": "ppo_prior_uncached", "llm_queries": 1000.0, "prior_latency_ms_p50": 400.0}]
+    table = render_markdown(suite, rows)
+    assert "| d | 50.0x (1000 / 20) | 8000.0x | 1.00 | 1.00 |" in table
