@@ -60,7 +60,6 @@ wrappers (and, for demonstrations, its handcoded expert).
 from __future__ import annotations
 
 import json
-import operator
 import os
 import re
 import sys
@@ -73,7 +72,12 @@ from typing import TYPE_CHECKING, Any, SupportsIndex
 import gymnasium as gym
 from gymnasium import spaces
 
-from priorcache.envs.candidates import action_slots, candidate_index, text_observation_space
+from priorcache.envs.candidates import (
+    action_slots,
+    candidate_index,
+    game_index,
+    text_observation_space,
+)
 
 if TYPE_CHECKING:
     import textworld
@@ -335,7 +339,7 @@ class AlfworldEnv(gym.Env[Observation, int]):
         if self._closed:
             raise RuntimeError("AlfworldEnv is closed; create a new one")
         super().reset(seed=seed)
-        index = self._game_index(options or {})
+        index = game_index(options, len(self.game_files), self.np_random)
         game = self._load(self.game_files[index])
         with keeping_argv():
             game_state = game.reset()
@@ -382,21 +386,6 @@ class AlfworldEnv(gym.Env[Observation, int]):
             self._game.close()
             self._game = None
             self.game_file = None
-
-    def _game_index(self, options: dict[str, Any]) -> int:
-        if "game_index" not in options:
-            return int(self.np_random.integers(len(self.game_files)))
-        index = options["game_index"]
-        try:
-            index = operator.index(index)
-        except TypeError:
-            raise ValueError(f"options['game_index'] must be an integer, got {index!r}") from None
-        if not 0 <= index < len(self.game_files):
-            raise ValueError(
-                f"options['game_index'] {index} is out of range: this env has "
-                f"{len(self.game_files)} games (valid indices 0..{len(self.game_files) - 1})"
-            )
-        return index
 
     def _load(self, game_file: Path) -> textworld.Environment:
         if self._game is not None and game_file == self.game_file:

@@ -3,7 +3,8 @@
 A text env observes `{"state": str, "candidates": tuple[str, ...]}` and offers its
 admissible commands as a sorted, de-duplicated tuple capped at `max_actions` slots (the
 rest dropped and counted); an action is the index of one of them. Policies mask the slots
-past the candidates, so an index there is a caller's bug.
+past the candidates, so an index there is a caller's bug. An env with several games picks one
+per `reset()` with `game_index`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import operator
 import string
 from typing import Iterable, SupportsIndex
 
+import numpy as np
 from gymnasium import spaces
 
 _CHARSET = frozenset(string.printable)
@@ -50,5 +52,24 @@ def candidate_index(action: SupportsIndex, n_candidates: int) -> int:
         raise ValueError(
             f"action {index} is not a candidate: this state has {n_candidates} "
             f"(valid indices 0..{n_candidates - 1}); mask the action slots past the candidates"
+        )
+    return index
+
+
+def game_index(options: dict | None, n_games: int, np_random: np.random.Generator) -> int:
+    """The game a multi-game env plays next: `options["game_index"]` if given (checked), else
+    one drawn uniformly with the env's `np_random` (so a reset seed always picks the same game)."""
+    options = options or {}
+    if "game_index" not in options:
+        return int(np_random.integers(n_games))
+    index = options["game_index"]
+    try:
+        index = operator.index(index)
+    except TypeError:
+        raise ValueError(f"options['game_index'] must be an integer, got {index!r}") from None
+    if not 0 <= index < n_games:
+        raise ValueError(
+            f"options['game_index'] {index} is out of range: this env has "
+            f"{n_games} games (valid indices 0..{n_games - 1})"
         )
     return index

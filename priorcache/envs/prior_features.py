@@ -26,12 +26,17 @@ from priorcache.platform.prior_client import PriorClient
 
 
 def feature_space(max_actions: int, dim: int) -> gym.spaces.Dict:
-    """The observation space of `PriorFeaturesWrapper`."""
+    """The observation space of `PriorFeaturesWrapper`.
+
+    `prior_logp` is bounded below by the lowest finite float32, not -inf: the prior is a
+    log-softmax of finite scores, and a -inf would make the KL(pi || prior) term infinite, so
+    the space rejects it.
+    """
     return gym.spaces.Dict({
         "state": gym.spaces.Box(-1.0, 1.0, (dim,), np.float32),
         "actions": gym.spaces.Box(-1.0, 1.0, (max_actions, dim), np.float32),
         "action_mask": gym.spaces.Box(0.0, 1.0, (max_actions,), np.float32),
-        "prior_logp": gym.spaces.Box(-np.inf, 0.0, (max_actions,), np.float32),
+        "prior_logp": gym.spaces.Box(np.finfo(np.float32).min, 0.0, (max_actions,), np.float32),
     })
 
 

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import textworld
 from textworld.generator import QuestGenerationError, compile_game, make_game
@@ -71,25 +72,36 @@ def game_path(spec: GameSpec, games_dir: Path) -> Path:
 
 
 def ensure_game(spec: GameSpec, games_dir: Path) -> Path:
-    """The compiled game file for `spec` under `games_dir`, generated only if not cached.
+    """The compiled game file for `spec` under `games_dir`, generated only if not cached
+    (see `install_game` for how a game is installed safely)."""
+    return install_game(
+        game_path(spec, games_dir), lambda options: _make_dense_game(spec, options), _options(spec)
+    )
 
-    Generation writes into a temporary folder inside `games_dir` and then renames the files
+
+def install_game(
+    target: Path, make: Callable[[textworld.GameOptions], Game], options: textworld.GameOptions
+) -> Path:
+    """`target` (a `.z8` path), generating it with `make(options)` only if it is not cached.
+
+    Generation writes into a temporary folder beside `target` and then renames the files
     into place, the `.z8` last: an interrupted generation leaves no partial game (a killed
-    process may leave a hidden `.tw-...` temp folder, which is ignored), and a game counts as
-    cached only when both its `.z8` and `.json` exist. Concurrent callers (several
+    process may leave a hidden `.<name>-...` temp folder, which is ignored), and a game counts
+    as cached only when both its `.z8` and `.json` exist. Concurrent callers (several
     env runners on one node) may each generate the game; generation is deterministic and the
-    renames are atomic, so whichever finishes last installs an identical game.
+    renames are atomic, so whichever finishes last installs an identical game. `options.path`
+    is set here, to a file in the temporary folder.
     """
-    target = game_path(spec, games_dir)
+    target = Path(target)
     metadata = target.with_suffix(".json")
     if target.is_file() and metadata.is_file():
         return target
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=target.parent))
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.stem}-", dir=target.parent))
     try:
-        options = _options(spec, tmp_dir / target.name)
-        built = Path(compile_game(_make_dense_game(spec, options), options))
+        options.path = str(tmp_dir / target.name)
+        built = Path(compile_game(make(options), options))
         os.replace(built.with_suffix(".json"), metadata)
         os.replace(built, target)
     finally:
@@ -97,13 +109,12 @@ def ensure_game(spec: GameSpec, games_dir: Path) -> Path:
     return target
 
 
-def _options(spec: GameSpec, path: Path) -> textworld.GameOptions:
+def _options(spec: GameSpec) -> textworld.GameOptions:
     options = textworld.GameOptions()
     options.nb_rooms = spec.world_size
     options.nb_objects = spec.nb_objects
     options.quest_length = spec.quest_length
     options.seeds = spec.seed
-    options.path = str(path)
     return options
 
 

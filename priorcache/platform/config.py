@@ -60,7 +60,7 @@ class SuiteConfig:
     level: int = 1
     """Difficulty, 1 (easiest) to 3; what it changes per family is in `envs/textworld_suites.py`."""
     train_games: int = 8
-    """Games the agent trains on (played round-robin, one per episode)."""
+    """Games the agent trains on (one drawn per episode from the reset seed)."""
     eval_games: int = 4
     """Held-out games evaluation plays (generated from seeds disjoint from the train games)."""
     seed: int = 1

@@ -4,9 +4,11 @@ import json
 import random
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 from priorcache.envs.alfworld_env import (
     ALFWORLD_DATA,
@@ -254,3 +256,21 @@ def test_closed_env_refuses_reset(seen_games):
     env.close()
     with pytest.raises(RuntimeError, match="closed"):
         env.reset()
+
+
+def test_gymnasium_env_checker_passes(seen_games):
+    # `check_env` steps with `action_space.sample()` from reset states. Slots past the current
+    # candidates raise by design (policies mask them), so the env gets fewer action slots than
+    # the start state of any of its games has commands, which the loop below verifies.
+    slots = 4
+    env = AlfworldEnv(seen_games[:3], max_actions=slots)
+    try:
+        for index in range(3):
+            obs, info = env.reset(options={"game_index": index})
+            assert len(obs["candidates"]) == slots and info["candidates_truncated"] > 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # gymnasium reports most findings as warnings
+            warnings.filterwarnings("ignore", category=ResourceWarning)  # upstream: unclosed game files
+            check_env(env, skip_render_check=True)
+    finally:
+        env.close()

@@ -1,14 +1,20 @@
-"""TextWorldEnv: observations, dense rewards, walkthrough win, errors, truncation, determinism."""
+"""TextWorldEnv: observations, dense rewards, walkthrough win, errors, truncation, determinism,
+game lists, gymnasium's env checker."""
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 import textworld
+from gymnasium.utils.env_checker import check_env
+from jericho import UnsupportedGameWarning
 
 from priorcache.envs.textworld_env import GameFileError, TextWorldEnv
 from priorcache.envs.textworld_games import GameSpec, ensure_game
+from priorcache.envs.textworld_suites import suite_games
+from priorcache.platform.config import SuiteConfig
 
 SPEC = GameSpec(world_size=2, nb_objects=4, quest_length=2, seed=1)
 LONG_SPEC = GameSpec(world_size=3, nb_objects=6, quest_length=4, seed=1)  # 2 moves, a container
@@ -202,3 +208,58 @@ def test_closed_env_refuses_reset(game_file):
     env.close()
     with pytest.raises(RuntimeError, match="closed"):
         env.reset()
+
+
+# `check_env` steps with `action_space.sample()` from reset states. Slots past the current
+# candidates raise by design (policies mask them), so the checks give the env fewer action slots
+# than the start state of any of its games has commands, which `assert_slots_full` verifies.
+CHECK_SLOTS = 4
+
+
+def assert_slots_full(env):
+    for index in range(len(env.game_files)):
+        obs, info = env.reset(options={"game_index": index})
+        assert len(obs["candidates"]) == CHECK_SLOTS and info["candidates_truncated"] > 0
+
+
+@pytest.fixture(scope="session")
+def suite_files(tmp_path_factory):
+    cfg = SuiteConfig(family="simple", level=1, train_games=2, eval_games=1, seed=1)
+    return suite_games(cfg, tmp_path_factory.mktemp("suite_games"), "train")
+
+
+@pytest.mark.parametrize("which", ["game_file", "suite_files"])
+def test_gymnasium_env_checker_passes(request, which):
+    env = TextWorldEnv(request.getfixturevalue(which), max_actions=CHECK_SLOTS)
+    try:
+        assert_slots_full(env)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # gymnasium reports most findings as warnings
+            warnings.filterwarnings("ignore", category=UnsupportedGameWarning)
+            check_env(env, skip_render_check=True)
+    finally:
+        env.close()
+
+
+def test_plays_a_list_of_games(game_file, long_game_file):
+    env = TextWorldEnv([game_file, long_game_file])
+    try:
+        _, info = env.reset(options={"game_index": 1})
+        assert env.game_file == long_game_file and info["max_score"] == LONG_SPEC.quest_length
+        _, info = env.reset(options={"game_index": 0})
+        assert env.game_file == game_file and info["max_score"] == SPEC.quest_length
+    finally:
+        env.close()
+
+
+def test_empty_game_list():
+    with pytest.raises(GameFileError, match=r"env\.suite\.train_games"):
+        TextWorldEnv([])
+
+
+def test_corrupt_game_in_a_list_names_the_suite(game_file, tmp_path):
+    bad = tmp_path / "bad.z8"
+    bad.write_bytes(game_file.read_bytes()[:4096])
+    shutil.copy(game_file.with_suffix(".json"), bad.with_suffix(".json"))
+    with pytest.raises(GameFileError, match=r"bad\.z8.*env\.suite.*env\.games_dir"):
+        TextWorldEnv([game_file, bad])
