@@ -8,7 +8,11 @@ of admissible commands; the observation is text, turned into arrays downstream b
 `PriorFeaturesWrapper`.
 
 Observation (a plain dict):
-- `state`: objective + current room description + inventory. It deliberately leaves out the
+- `state`: objective + current room description + inventory + score ("Score: 1 of 3."). The
+  score line makes the text Markov for the reward: points are paid once per sub-goal, so
+  without it a room before and after its point was collected reads the same, and a
+  Q-learner bootstrapping through it overvalues walking back (DQN-Prior learned to loop
+  until this line was added). It deliberately leaves out the
   feedback to the last command ("You take the key.", "You can't go that way."), so the same
   game state always yields the same text, which is what lets an LLM-prior cache hit exactly.
   Nothing is lost for acting: admissible commands always succeed, so the feedback only
@@ -219,7 +223,8 @@ class TextWorldEnv(gym.Env[Observation, int]):
 
     def _observe(self, game_state: textworld.GameState) -> Observation:
         self._candidates, self._dropped = action_slots(game_state["admissible_commands"], self.max_actions, _META_COMMANDS)
-        parts = (game_state[key].strip() for key in ("objective", "description", "inventory"))
+        parts = [game_state[key].strip() for key in ("objective", "description", "inventory")]
+        parts.append(f"Score: {game_state['score']} of {game_state['max_score']}.")
         return {"state": "\n\n".join(parts), "candidates": self._candidates}
 
     def _info(self, game_state: textworld.GameState) -> Info:

@@ -52,3 +52,39 @@ def test_train_pass_gives_target_q_and_target_posterior_of_the_next_state():
     assert out[Q_VALUES].shape == (1, K)
     next_pi = torch.softmax(out[TARGET_NEXT_LOGITS], -1)[0]
     assert next_pi[4] == 0 and torch.isclose(next_pi[:4].sum(), torch.tensor(1.0))
+
+
+def tiny_game(tmp_path, algorithm: str, *extra: str):
+    from priorcache.platform.config import load_config
+
+    return load_config(REPO / "experiments" / "textworld_dqn_prior.yaml", [
+        f"algorithm.name={algorithm}", f"output_dir={tmp_path / 'runs'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"env.games_dir={REPO / '.cache' / 'games'}",
+        "env.game.world_size=2", "env.game.nb_objects=4", "env.game.quest_length=2", "env.max_steps=20",
+        "eval.episodes=10", f"prior.cache.namespace=dqn-{algorithm}", *extra,
+    ])
+
+
+def test_q_learning_on_the_shared_learner_wins_a_tiny_game(ray_session, tmp_path):
+    """The DQN-Prior learner with the prior switched off (`dqn`) must learn from reward alone."""
+    from priorcache.experiment import run_experiment
+
+    cfg = tiny_game(tmp_path, "dqn", "train.iterations=4", "algorithm.train_batch_size=300",
+                    "algorithm.learning_starts=200", "algorithm.target_update_freq=100", "eval.greedy=true")
+    summary = run_experiment(cfg).summary
+    assert summary["env_steps"] >= 1200
+    assert summary["random_success_rate"] < 1.0
+    assert summary["success_rate"] == 1.0, summary
+
+
+def test_dqn_prior_asks_the_cached_prior_and_decays_its_weight(ray_session, tmp_path):
+    from priorcache.experiment import run_experiment, trained_module
+
+    cfg = tiny_game(tmp_path, "dqn_prior", "train.iterations=2", "algorithm.train_batch_size=200",
+                    "algorithm.learning_starts=100", "algorithm.prior_decay_steps=400", "eval.episodes=2")
+    outcome = run_experiment(cfg)
+    summary = json.loads(outcome.summary_path.read_text())
+    assert summary["status"] == "finished"
+    assert 0 < summary["llm_queries"] < summary["prior_requests"]
+    assert 0.25 <= summary["prior_weight"] < 1.0  # logged during the last update
+    assert float(trained_module(outcome.run_dir / "checkpoint").prior_weight) == pytest.approx(0.25)
