@@ -20,7 +20,7 @@ export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 export UV_PYTHON := 3.11
 
-.PHONY: env run test test-all ui bench clean
+.PHONY: env run test test-all ui bench results clean
 
 env: $(VENV)/.synced
 
@@ -48,6 +48,10 @@ ui: env
 
 bench: env
 	$(PY) benchmarks/prior_latency.py
+
+# The text-domain results table (docs/results/text.md); resumes from docs/results/text.csv.
+results: env
+	$(PY) -m priorcache eval experiments/suites/text.yaml $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(BOOT)

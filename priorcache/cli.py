@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. train.iterations=3)")
     run.set_defaults(func=_run)
     ev = sub.add_parser("eval", help="run a results suite: every agent on every domain")
-    ev.add_argument("suite", help="suite YAML (e.g. experiments/text_results.yaml)")
+    ev.add_argument("suite", help="suite YAML (e.g. experiments/suites/text.yaml)")
     ev.add_argument("--domains", type=lambda s: s.split(","), default=[], help="comma-separated subset")
     ev.add_argument("--agents", type=lambda s: s.split(","), default=[], help="comma-separated subset")
     ev.add_argument("--fresh", action="store_true", help="redo rows already in the CSV")

@@ -1,6 +1,6 @@
 """`priorcache eval SUITE.yaml`: every agent on every domain, one results table (markdown + CSV).
 
-A suite (see `experiments/text_results.yaml`) names domains, each an experiment YAML with
+A suite (see `experiments/suites/text.yaml`) names domains, each an experiment YAML with
 budget overrides, and agents:
 
 - RL agents train, then evaluate on held-out seeds/games, through `run_experiment` (one
@@ -33,7 +33,14 @@ import ray
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from priorcache.platform.config import ConfigError, ExperimentConfig, flatten, load_config, to_dict
+from priorcache.platform.config import (
+    ConfigError,
+    ExperimentConfig,
+    flatten,
+    load_config,
+    read_yaml_as_text,
+    to_dict,
+)
 
 RL_AGENTS: dict[str, tuple[str, ...]] = {
     "ppo_prior": ("algorithm.name=ppo_prior",),
@@ -85,9 +92,9 @@ class EvalSuiteConfig:
 def load_suite(path: str | Path) -> EvalSuiteConfig:
     """Read and check a suite YAML; ConfigError naming the key otherwise."""
     if not Path(path).is_file():
-        raise ConfigError(f"suite file {path} does not exist: pass a YAML like experiments/text_results.yaml")
+        raise ConfigError(f"suite file {path} does not exist: pass a YAML like experiments/suites/text.yaml")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(EvalSuiteConfig), OmegaConf.load(path))
+        merged = OmegaConf.merge(OmegaConf.structured(EvalSuiteConfig), read_yaml_as_text(path))
         suite: EvalSuiteConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
         raise ConfigError(f"suite key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
@@ -266,6 +273,7 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"| {domain} | {_ratio(uncached['llm_queries'], cached['llm_queries'])} "
+            f"({uncached['llm_queries']:.0f} / {cached['llm_queries']:.0f}) "
             f"| {_ratio(uncached['prior_latency_ms_p50'], cached['prior_latency_ms_p50'])} "
             f"| {_fmt(cached['success_rate'], '.2f')} | {_fmt(uncached['success_rate'], '.2f')} |"
         )

@@ -79,3 +79,13 @@ def test_cache_savings_compare_uncached_with_cached():
             base | {"agent": "ppo_prior_uncached", "llm_queries": 1000.0, "prior_latency_ms_p50": 400.0}]
     table = render_markdown(suite, rows)
     assert "| d | 50.0x (1000 / 20) | 8000.0x | 1.00 | 1.00 |" in table
+
+
+def test_shipped_suites_load():
+    from priorcache.eval_suite import load_suite
+
+    suites = sorted((REPO / "experiments" / "suites").glob("*.yaml"))
+    assert suites
+    for path in suites:
+        suite = load_suite(path)
+        assert suite.domains and suite.agents

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
+import json
+
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -313,14 +316,14 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Exper
         if not yaml_path.is_file():
             raise ConfigError(f"experiment file {yaml_path} does not exist: pass a YAML under experiments/")
         try:
-            layers.append(OmegaConf.load(yaml_path))
+            layers.append(read_yaml_as_text(yaml_path))
         except Exception as err:  # yaml's parser errors have no common public base class
             raise ConfigError(f"{yaml_path} is not valid YAML: {err}") from err
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value (e.g. train.iterations=3)")
     try:
-        layers.append(OmegaConf.from_dotlist(list(overrides)))
+        layers.append(OmegaConf.from_dotlist([_as_text_override(item) for item in overrides]))
         merged = OmegaConf.merge(*layers)
         config: ExperimentConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
@@ -328,6 +331,21 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Exper
         raise ConfigError(f"config key {key!r}: {_first_line(err)}") from err
     validate(config)
     return config
+
+
+def read_yaml_as_text(path: str | Path) -> DictConfig:
+    """A YAML file with every scalar kept as written; the typed schema converts it on merge.
+
+    Plain YAML reads `off`, `no`, `on` and `yes` as booleans, which turned
+    `prior.cache.mode: off` into "False"; the schema knows which fields are text.
+    """
+    return OmegaConf.create(yaml.load(Path(path).read_text(), Loader=yaml.BaseLoader) or {})
+
+
+def _as_text_override(item: str) -> str:
+    """`key=value` with the value quoted, for the same reason as `read_yaml_as_text`."""
+    key, value = item.split("=", 1)
+    return f"{key}={json.dumps(value)}"
 
 
 def validate(config: ExperimentConfig) -> None:

@@ -55,3 +55,12 @@ def test_missing_experiment_file():
 def test_round_trip_through_plain_dicts():
     cfg = load_config(None, ["prior.cache.capacity=7"])
     assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
+
+
+def test_yaml_boolean_spellings_stay_text_in_text_fields(tmp_path):
+    """Plain YAML reads `off` as False; `prior.cache.mode: off` must stay "off"."""
+    path = tmp_path / "exp.yaml"
+    path.write_text("prior:\n  cache: {mode: off}\neval: {greedy: yes}\n")
+    assert load_config(path).prior.cache.mode == "off"
+    assert load_config(path).eval.greedy is True
+    assert load_config(None, ["prior.cache.mode=off"]).prior.cache.mode == "off"
