@@ -25,14 +25,15 @@ EXIT_CONFIG_ERROR = 2
 def _input_errors() -> tuple[type[Exception], ...]:
     """Errors that mean "fix your input", reported in one line instead of a traceback."""
     from priorcache.envs.alfworld_env import AlfworldGameError
+    from priorcache.envs.babyai_env import BabyAILevelError
     from priorcache.envs.textworld_env import GameFileError
     from priorcache.envs.textworld_games import GameGenerationError
     from priorcache.experiment import ClusterError
     from priorcache.platform.embed import EmbedderError
     from priorcache.platform.llm.backend import ModelFileError
 
-    return (ConfigError, ClusterError, GameFileError, GameGenerationError, AlfworldGameError, ModelFileError,
-            EmbedderError)
+    return (ConfigError, ClusterError, GameFileError, GameGenerationError, AlfworldGameError, BabyAILevelError,
+            ModelFileError, EmbedderError)
 
 
 def _run(args: argparse.Namespace) -> int:

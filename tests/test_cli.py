@@ -43,3 +43,11 @@ def test_help_lists_the_commands():
     proc = run_cli("--help")
     assert proc.returncode == 0
     assert "run" in proc.stdout and "ui" in proc.stdout
+
+
+def test_unknown_babyai_level_fails_in_one_line(tmp_path):
+    proc = run_cli("run", str(REPO / "experiments" / "babyai_ppo_prior.yaml"), "env.babyai.level=BabyAI-GoToObjj-v0",
+                   f"output_dir={tmp_path / 'runs'}", f"tracking.uri=sqlite:///{tmp_path / 'db.sqlite'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "env.babyai.level" in proc.stderr and "BabyAI-GoToObj-v0" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,8 +1,11 @@
 """Text environments the agent plays, and their observation pipeline.
 
 - `textworld_games`: seeded TextWorld game generation, cached on disk (`GameSpec`, `ensure_game`).
+- `textworld_suites`: families of TextWorld challenge games with train/eval splits (`suite_games`).
 - `textworld_env`: `TextWorldEnv`, a gymnasium env with text observations `{"state", "candidates"}`.
 - `alfworld_env`: `AlfworldEnv`, the real ALFWorld games (shared/data/alfworld), same contract.
+- `babyai_env`: `BabyAITextEnv`, BabyAI levels described in sentences, same contract.
+- `candidates`: that contract (action slots, candidate index, game choice on reset).
 - `prior_features`: `PriorFeaturesWrapper`, text -> embeddings + LLM prior arrays.
 - `registry`: env factories by config name and their RLlib registration.
 
@@ -26,6 +29,9 @@ _EXPORTS = {
     "AlfworldEnv": "alfworld_env",
     "AlfworldGameError": "alfworld_env",
     "alfworld_games": "alfworld_env",
+    "suite_games": "textworld_suites",
+    "BabyAITextEnv": "babyai_env",
+    "BabyAILevelError": "babyai_env",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -78,6 +78,7 @@ from textworld.challenges import coin_collector, cooking, simple
 from textworld.generator.game import Game
 
 from priorcache.envs.textworld_games import GAME_SUFFIX, install_game
+from priorcache.platform.config import SuiteConfig
 
 ROLES = ("train", "eval")
 SEEDS_PER_SUITE = 1000
@@ -117,8 +118,8 @@ EVAL_SETTINGS: dict[str, dict[str, Any]] = {"simple": {"test": True}}
 """Settings that eval games of a family add: TextWorld's own held-out game distribution."""
 
 
-def suite_games(cfg: Any, games_dir: str | Path, role: str) -> list[Path]:
-    """The `.z8` games of split `role` ("train" or "eval") of the suite `cfg` (a `SuiteConfig`),
+def suite_games(cfg: SuiteConfig, games_dir: str | Path, role: str) -> list[Path]:
+    """The `.z8` games of split `role` ("train" or "eval") of the suite `cfg`,
     generated under `games_dir` where not cached yet; in game-seed order. The whole of `cfg` is
     checked before anything is generated (ValueError naming the `env.suite.*` key)."""
     settings = level_settings(cfg.family, cfg.level)
@@ -151,7 +152,7 @@ def level_settings(family: Any, level: Any) -> dict[str, Any]:
     return dict(levels[level])
 
 
-def game_seeds(cfg: Any, role: str) -> list[int]:
+def game_seeds(cfg: SuiteConfig, role: str) -> list[int]:
     """The generation seeds of the split `role`; see the module docstring for the derivation.
     Checks the split sizes and the seed of `cfg` (both splits, whatever `role`)."""
     if role not in ROLES:

@@ -375,6 +375,15 @@ def validate(config: ExperimentConfig) -> None:
         )
     if config.env.suite.level > 3:
         raise ConfigError(f"config key 'env.suite.level' must be 1, 2 or 3, got {config.env.suite.level}")
+    suite = config.env.suite
+    if config.env.name == "textworld_suite" and suite.family == "cooking" and suite.level >= 2 \
+            and config.env.max_actions < 64:
+        # Measured: states reach 46 (level 2) and 63 (level 3) commands; cut at 32, some
+        # walkthrough commands fall outside the slots and the game cannot be won.
+        raise ConfigError(
+            f"config key 'env.max_actions' is {config.env.max_actions}, but cooking level {suite.level} "
+            "states have up to 46 (level 2) or 63 (level 3) commands: set env.max_actions=64"
+        )
     if config.env.game_file and not Path(config.env.game_file).is_file():
         raise ConfigError(
             f"config key 'env.game_file': {config.env.game_file} does not exist; "

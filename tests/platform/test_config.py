@@ -64,3 +64,10 @@ def test_yaml_boolean_spellings_stay_text_in_text_fields(tmp_path):
     assert load_config(path).prior.cache.mode == "off"
     assert load_config(path).eval.greedy is True
     assert load_config(None, ["prior.cache.mode=off"]).prior.cache.mode == "off"
+
+
+def test_cooking_suites_past_level_1_need_64_action_slots():
+    with pytest.raises(ConfigError, match="env.max_actions"):
+        load_config(None, ["env.name=textworld_suite", "env.suite.family=cooking", "env.suite.level=3"])
+    assert load_config(None, ["env.name=textworld_suite", "env.suite.family=cooking", "env.suite.level=3",
+                              "env.max_actions=64"]).env.max_actions == 64
