@@ -53,10 +53,18 @@ def cache_params(cfg: PriorConfig) -> CacheParams:
     return CacheParams(mode=c.mode, capacity=c.capacity, threshold=c.threshold, refresh=c.refresh)
 
 
+_HELD: list[ray.actor.ActorHandle] = []
+"""Handles kept for the life of this process. A named actor dies once its creator drops every
+handle; without this, a second run in the same driver (tests, `priorcache eval`) could look
+the actor up by name while it is being torn down, and fail with ActorDiedError."""
+
+
 def connect(cfg: PriorConfig) -> tuple[ray.actor.ActorHandle, ray.actor.ActorHandle]:
     """The (cache actor, replica pool) of this config, created when missing."""
     cache = get_or_create_cache_actor(cfg.cache.namespace, cache_params(cfg), EMBEDDING_DIM)
-    return cache, get_or_create_pool(cfg.llm)
+    pool = get_or_create_pool(cfg.llm)
+    _HELD.extend((cache, pool))
+    return cache, pool
 
 
 class PriorClient:
