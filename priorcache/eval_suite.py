@@ -264,8 +264,9 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
             )
     lines += ["", "## What the cache saves", "",
               "PPO-Prior with the semantic cache against the same run with the cache off, per domain.", "",
-              "| domain | LLM queries uncached / cached | prior p50 uncached / cached | success cached | success uncached |",
-              "|---|---|---|---|---|"]
+              "| domain | LLM queries uncached / cached | prior p50 uncached / cached | wall time uncached / cached "
+              "| success cached | success uncached |",
+              "|---|---|---|---|---|---|"]
     for domain, domain_rows in by_domain.items():
         agents = {r["agent"]: r for r in domain_rows}
         cached, uncached = agents.get("ppo_prior"), agents.get("ppo_prior_uncached")
@@ -275,6 +276,7 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
             f"| {domain} | {_ratio(uncached['llm_queries'], cached['llm_queries'])} "
             f"({uncached['llm_queries']:.0f} / {cached['llm_queries']:.0f}) "
             f"| {_ratio(uncached['prior_latency_ms_p50'], cached['prior_latency_ms_p50'])} "
+            f"| {_ratio(uncached['wall_time_s'], cached['wall_time_s'])} "
             f"| {_fmt(cached['success_rate'], '.2f')} | {_fmt(uncached['success_rate'], '.2f')} |"
         )
     return "\n".join(lines) + "\n"

@@ -78,7 +78,7 @@ def test_cache_savings_compare_uncached_with_cached():
     rows = [base | {"agent": "ppo_prior", "llm_queries": 20.0, "prior_latency_ms_p50": 0.05},
             base | {"agent": "ppo_prior_uncached", "llm_queries": 1000.0, "prior_latency_ms_p50": 400.0}]
     table = render_markdown(suite, rows)
-    assert "| d | 50.0x (1000 / 20) | 8000.0x | 1.00 | 1.00 |" in table
+    assert "| d | 50.0x (1000 / 20) | 8000.0x | – | 1.00 | 1.00 |" in table
 
 
 def test_shipped_suites_load():
