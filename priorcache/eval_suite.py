@@ -193,6 +193,7 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
                                   cfg.eval.episodes, cfg.eval.seed)
             finally:
                 env.close()
+            metrics = {"llm_queries": 0.0}
             if pool is not None:
                 stats = ray.get(pool.stats.remote())
                 metrics = {k: stats[k] for k in ("llm_queries", "llm_latency_ms_p50") if k in stats}
