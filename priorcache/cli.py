@@ -1,7 +1,7 @@
 """The `priorcache` command line (also `python -m priorcache`).
 
     priorcache run CONFIG [key=value ...]   train + evaluate one experiment, tracked in MLflow
-    priorcache eval SUITE [--domains ..] [--agents ..] [--fresh]
+    priorcache eval SUITE [--domains ..] [--agents ..] [--fresh] [--render-only]
                                              every agent on every domain -> results table
     priorcache ui [--port N]                 MLflow UI on the project's run store
 
@@ -71,7 +71,7 @@ def _eval(args: argparse.Namespace) -> int:
             unknown = [name for name in chosen if name not in known]
             if unknown:
                 raise ConfigError(f"{key}: {unknown} not in the suite; choose from {', '.join(known)}")
-        md_path = run_suite(suite, args.domains, args.agents, fresh=args.fresh)
+        md_path = run_suite(suite, args.domains, args.agents, fresh=args.fresh, render_only=args.render_only)
     except _input_errors() as err:
         print(f"priorcache: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--domains", type=lambda s: s.split(","), default=[], help="comma-separated subset")
     ev.add_argument("--agents", type=lambda s: s.split(","), default=[], help="comma-separated subset")
     ev.add_argument("--fresh", action="store_true", help="redo rows already in the CSV")
+    ev.add_argument("--render-only", action="store_true", help="only rewrite the markdown from the CSV")
     ev.set_defaults(func=_eval)
     ui = sub.add_parser("ui", help="serve the MLflow UI on the project's run store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -13,7 +13,8 @@ budget overrides, and agents:
 Every row runs in a fresh local Ray instance, so LLM-pool and cache counters are the row's
 own. Rows are appended to `<output>.csv` as they finish: an interrupted suite keeps its
 rows and a rerun skips them (`--fresh` redoes all). `<output>.md` is regenerated from the
-CSV each time, with the per-domain cache saving (LLM queries and prior latency, uncached over
+CSV each time (`--render-only` does only that, e.g. after merging rows run elsewhere),
+with the per-domain cache saving (LLM queries, prior latency and wall time, uncached over
 cached PPO-Prior) beside the success rates it was bought with.
 """
 
@@ -118,12 +119,12 @@ def run_config(suite: EvalSuiteConfig, domain: str, agent: str) -> ExperimentCon
 
 
 def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Sequence[str] = (),
-              fresh: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Run the missing rows, then write the markdown table; returns its path."""
+              fresh: bool = False, render_only: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run the missing rows (none with `render_only`), then write the markdown table; returns its path."""
     csv_path = Path(f"{suite.output}.csv")
     rows = [] if fresh else read_rows(csv_path)
     done = {(r["domain"], r["agent"]) for r in rows}
-    for domain in domains or suite.domains:
+    for domain in () if render_only else domains or suite.domains:
         for agent in agents or suite.agents:
             if (domain, agent) in done:
                 log(f"[{domain} / {agent}] already in {csv_path}, skipped")

@@ -89,3 +89,14 @@ def test_shipped_suites_load():
     for path in suites:
         suite = load_suite(path)
         assert suite.domains and suite.agents
+
+
+def test_render_only_writes_the_table_from_the_csv_and_runs_nothing(tmp_path):
+    from priorcache.eval_suite import DomainSpec, run_suite, write_rows
+
+    suite = EvalSuiteConfig(output=str(tmp_path / "text"), agents=["random", "react"],
+                            domains={"d": DomainSpec(experiment="unused.yaml")})
+    row = {c: 1.0 for c in COLUMNS} | {"domain": "d", "agent": "random", "mlflow_run_id": "x"}
+    write_rows(tmp_path / "text.csv", [row])
+    md = run_suite(suite, render_only=True, log=lambda line: pytest.fail(f"ran something: {line}"))
+    assert "| random | 1.00 |" in md.read_text() and "| react |" not in md.read_text()
