@@ -250,6 +250,11 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
     by_domain: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_domain.setdefault(row["domain"], []).append(row)
+    missing = [f"{d} / {a}" for d in suite.domains for a in suite.agents
+               if a not in {r["agent"] for r in by_domain.get(d, [])}]
+    if missing:
+        lines += ["", f"Not measured yet ({len(missing)} rows; `make results` runs just these): "
+                  + ", ".join(missing) + "."]
     for domain, domain_rows in by_domain.items():
         lines += ["", f"## {domain}", "",
                   "| agent | success | return | steps | train env steps | LLM queries | prior requests "
