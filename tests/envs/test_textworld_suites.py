@@ -3,7 +3,7 @@
 import json
 
 import pytest
-import textworld
+from test_textworld_env import walkthrough_of  # pytest puts this folder on sys.path
 
 from priorcache.envs import textworld_games
 from priorcache.envs.registry import make_text_env, resolve_env
@@ -29,15 +29,6 @@ def splits(games_dir):
         family: {role: suite_games(cfg, games_dir, role) for role in ("train", "eval")}
         for family, cfg in CONFIGS.items()
     }
-
-
-def walkthrough_of(game_file):
-    """The game's own shortest winning command sequence, from TextWorld's quest tracking."""
-    game = textworld.start(str(game_file), request_infos=textworld.EnvInfos(policy_commands=True))
-    try:
-        return list(game.reset()["policy_commands"])
-    finally:
-        game.close()
 
 
 def play(env, commands, **reset_kwargs):
