@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
 from ray.rllib.core import (
@@ -119,8 +119,17 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
-def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
-    """Train and evaluate as `cfg` says; see the module docstring."""
+IterationHook = Callable[[int, dict[str, float]], None]
+"""Called after every training iteration with (iteration, DESIGN.md metrics); Tune reports through it."""
+
+
+def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = None,
+                   tags: dict[str, str] | None = None) -> RunOutcome:
+    """Train and evaluate as `cfg` says; see the module docstring.
+
+    `on_iteration` sees each iteration's metrics after they are logged; `tags` are added to
+    the MLflow run (a sweep tags its trials with it).
+    """
     started = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = (Path(cfg.output_dir) / f"{cfg.name}-{stamp}").resolve()
@@ -135,10 +144,10 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
     check_resources(cfg)
     register()
     with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
-        tracker.set_tags({"run_dir": str(run_dir)})
+        tracker.set_tags({"run_dir": str(run_dir), **(tags or {})})
         tracker.log_artifact(run_dir / "config.yaml")
         try:
-            summary.update(_train_and_evaluate(cfg, run_dir, tracker, started))
+            summary.update(_train_and_evaluate(cfg, run_dir, tracker, started, on_iteration))
             summary["status"] = "finished"
         except BaseException as err:
             summary["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
@@ -150,7 +159,7 @@ def run_experiment(cfg: ExperimentConfig) -> RunOutcome:
 
 
 def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracker,
-                        started: float) -> dict[str, Any]:
+                        started: float, on_iteration: IterationHook | None) -> dict[str, Any]:
     cache, pool = connect(cfg.prior) if uses_prior(cfg) else (None, None)
     algo = algorithm_config(cfg).build_algo()
     metrics: dict[str, float] = {}
@@ -160,6 +169,8 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
             metrics = collect_iteration_metrics(result, cache, pool, time.monotonic() - started)
             tracker.log_metrics(metrics, step=iteration)
             print(progress_line(iteration, cfg.train.iterations, metrics), flush=True)
+            if on_iteration is not None:
+                on_iteration(iteration, metrics)
             if cfg.train.checkpoint_every and iteration % cfg.train.checkpoint_every == 0:
                 algo.save_to_path(str(run_dir / "checkpoint"))
         algo.save_to_path(str(run_dir / "checkpoint"))

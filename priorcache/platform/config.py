@@ -143,6 +143,38 @@ class EmbedderConfig:
 
 
 @dataclass
+class MetaConfig:
+    """Online meta-optimizer of the cache parameters (update rule: docs/cache.md)."""
+
+    enabled: bool = False
+    """Adapt threshold, capacity, refresh and prior temperature while training."""
+    every: int = 1
+    """Training iterations between updates."""
+    kl_budget: float = 0.05
+    """Target mean KL(cached || fresh) per semantic hit, nats (the constraint of the update)."""
+    min_audits: int = 5
+    """Audits a window needs before KL-driven moves (fewer: only capacity adapts)."""
+    threshold_step: float = 0.01
+    """Largest change of the threshold per update."""
+    min_threshold: float = 0.80
+    """Lowest threshold the optimizer may set."""
+    max_threshold: float = 0.995
+    """Highest threshold the optimizer may set."""
+    capacity_growth: float = 1.5
+    """Capacity factor applied when the window evicted more than 1% of its lookups."""
+    max_capacity: int = 20000
+    """Largest capacity the optimizer may set."""
+    min_refresh: int = 4
+    """Shortest refresh interval the optimizer may set."""
+    max_refresh: int = 256
+    """A refresh interval grown past this turns refreshing off (0)."""
+    temperature_step: float = 0.1
+    """Largest change of log(prior temperature) per update."""
+    max_temperature: float = 4.0
+    """Highest prior temperature (the lowest is 1: the optimizer never sharpens the prior)."""
+
+
+@dataclass
 class CacheConfig:
     """The adaptive semantic cache of priors, shared cluster-wide by a named actor."""
 
@@ -164,6 +196,20 @@ class CacheConfig:
     """Fraction of hits re-scored by the LLM off the hot path to measure KL(cached || fresh)."""
     audit_max_inflight: int = 2
     """Most audit re-scorings waiting at once per process (audits never queue up behind misses)."""
+    candidates: str = "same"
+    """`same`: a hit needs the identical candidate set; `remap`: an entry's scores are reused per
+    command string (what determines ALFWorld's candidates is not all in its state text)."""
+    min_coverage: float = 1.0
+    """`remap` only: share of the current candidates the entry must have scored to hit; the
+    others get the entry's lowest score."""
+    per_entry: bool = False
+    """Each entry learns its own threshold from audit outcomes, starting at `threshold`."""
+    audit_kl_tolerance: float = 0.1
+    """`per_entry` only: an audited hit costing more KL than this raises its entry's threshold."""
+    warm_start: str = ""
+    """Cache snapshot (.npz, written as `cache_snapshot.npz` by every run) to start from."""
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    """Online meta-optimizer of threshold, capacity, refresh and prior temperature."""
 
 
 @dataclass
@@ -284,6 +330,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prior.llm.backend": ("llama_cpp",),
     "prior.llm.normalisation": ("mean", "sum"),
     "prior.cache.mode": ("semantic", "exact", "off"),
+    "prior.cache.candidates": ("same", "remap"),
     "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
 }
 
@@ -292,7 +339,10 @@ _POSITIVE: tuple[str, ...] = (
     "env.game.quest_length", "env.suite.level", "env.suite.train_games", "env.suite.eval_games",
     "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
     "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s",
-    "prior.embedder.n_threads", "prior.cache.capacity", "algorithm.lr",
+    "prior.embedder.n_threads", "prior.cache.capacity", "prior.cache.audit_kl_tolerance",
+    "prior.cache.meta.every", "prior.cache.meta.kl_budget", "prior.cache.meta.threshold_step",
+    "prior.cache.meta.capacity_growth", "prior.cache.meta.max_capacity", "prior.cache.meta.min_refresh",
+    "prior.cache.meta.temperature_step", "prior.cache.meta.max_temperature", "algorithm.lr",
     "algorithm.train_batch_size", "algorithm.minibatch_size", "algorithm.num_epochs",
     "algorithm.hidden", "algorithm.prior_decay_steps", "algorithm.q_temperature",
     "algorithm.replay_capacity", "algorithm.target_update_freq", "train.iterations", "eval.episodes",
@@ -367,6 +417,26 @@ def validate(config: ExperimentConfig) -> None:
     if not 0.0 <= config.prior.cache.audit_rate <= 1.0:
         raise ConfigError(
             f"config key 'prior.cache.audit_rate' must be in [0, 1], got {config.prior.cache.audit_rate}"
+        )
+    if not 0.0 < config.prior.cache.min_coverage <= 1.0:
+        raise ConfigError(
+            f"config key 'prior.cache.min_coverage' must be in (0, 1], got {config.prior.cache.min_coverage}"
+        )
+    meta = config.prior.cache.meta
+    if not 0.0 < meta.min_threshold <= meta.max_threshold <= 1.0:
+        raise ConfigError(
+            "config keys 'prior.cache.meta.min_threshold' and 'max_threshold' need "
+            f"0 < min <= max <= 1, got {meta.min_threshold} and {meta.max_threshold}"
+        )
+    if meta.capacity_growth <= 1.0 or meta.max_temperature < 1.0 or meta.max_refresh < meta.min_refresh:
+        raise ConfigError(
+            "config keys 'prior.cache.meta.capacity_growth' (> 1), 'max_temperature' (>= 1) and "
+            "'max_refresh' (>= min_refresh) are out of range"
+        )
+    if config.prior.cache.warm_start and not Path(config.prior.cache.warm_start).is_file():
+        raise ConfigError(
+            f"config key 'prior.cache.warm_start': {config.prior.cache.warm_start} does not exist; give the "
+            "cache_snapshot.npz of an earlier run (in its run folder) or leave it empty"
         )
     if config.algorithm.minibatch_size > config.algorithm.train_batch_size:
         raise ConfigError(

@@ -47,6 +47,9 @@ class CacheParams:
     capacity: int = 1000
     threshold: float = 0.95
     refresh: int = 0
+    temperature: float = 1.0
+    """Served prior = log_softmax(cached log-probs / temperature); the meta-optimizer flattens
+    priors (temperature > 1) while cached priors cost more KL than its budget."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -57,6 +60,8 @@ class CacheParams:
             raise ValueError(f"cache threshold must be in (0, 1], got {self.threshold}")
         if self.refresh < 0:
             raise ValueError(f"cache refresh must be >= 0, got {self.refresh}")
+        if not self.temperature > 0:
+            raise ValueError(f"prior temperature must be > 0, got {self.temperature}")
 
 
 @dataclass
