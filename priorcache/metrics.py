@@ -53,6 +53,9 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
     }
     metrics.update(_percentiles(runners.get(pm.PRIOR_LATENCY), "prior_latency_ms"))
     metrics.update(_kl_audit(runners))
+    if not lifetime:
+        metrics.update(_window_audit(runners, hits))
+    metrics.update(_percentiles(runners.get(pm.AUDIT_KL_PER_DISTANCE), "prior_audit_kl_per_distance"))
     learner = result.get("learners", {}).get(_RLLIB_MODULE, {})
     for key in (PRIOR_KL_KEY, PRIOR_WEIGHT_KEY):
         if key in learner:
@@ -64,7 +67,9 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
     if cache is not None:
         stats = ray.get(cache.stats.remote())
         metrics.update({"cache_size": stats["size"], "cache_threshold": stats["threshold"],
-                        "cache_refresh": stats["refresh"]})
+                        "cache_refresh": stats["refresh"], "cache_capacity": stats["capacity"],
+                        "prior_temperature": stats["temperature"], "cache_evictions": stats["evictions"],
+                        "cache_remapped_hits": stats["remapped_hits"], "cache_false_hits": stats["false_hits"]})
     return metrics
 
 
@@ -84,6 +89,26 @@ def _kl_audit(runners: dict[str, Any]) -> dict[str, float]:
         return {}
     kl = float(runners[pm.KL_AUDIT_SEMANTIC])
     return {"prior_kl_audit": semantic / hits * kl, pm.KL_AUDIT_SEMANTIC: kl}
+
+
+def _window_audit(runners: dict[str, Any], hits: float) -> dict[str, float]:
+    """This iteration's semantic-hit distances and audits, on the per-hit scale of `prior_kl_audit`.
+
+    `prior_semantic_distance_window` (sum of 1 - similarity over semantic hits) and
+    `prior_hits_window` are what the KL bound needs; `prior_kl_audit_window` is the measured
+    side of the same window (absent when no audit finished in it).
+    """
+    semantic = float(runners.get(pm.WINDOW_SEMANTIC_HITS, 0))
+    audits = float(runners.get(pm.WINDOW_AUDITS, 0))
+    out = {"prior_hits_window": hits, "prior_semantic_hits_window": semantic,
+           "prior_semantic_distance_window": float(runners.get(pm.WINDOW_SEMANTIC_DISTANCE, 0)),
+           "prior_audits_window": audits}
+    if hits and audits:
+        out["prior_kl_audit_semantic_window"] = float(runners.get(pm.WINDOW_AUDIT_KL, 0)) / audits
+        out["prior_kl_audit_window"] = semantic / hits * out["prior_kl_audit_semantic_window"]
+    elif hits and not semantic:
+        out["prior_kl_audit_window"] = 0.0
+    return out
 
 
 def _percentiles(value: Any, prefix: str) -> dict[str, float]:

@@ -24,6 +24,13 @@ SEMANTIC_HITS = "prior_semantic_hits"
 KL_AUDIT_SEMANTIC = "prior_kl_audit_semantic"
 AUDITS = "prior_audits"
 SUCCESS = "success"
+# Per-iteration sums for the KL bound and the meta-optimizer (the same window on both sides).
+WINDOW_SEMANTIC_HITS = "prior_semantic_hits_window"
+WINDOW_SEMANTIC_DISTANCE = "prior_semantic_distance_window"
+WINDOW_AUDITS = "prior_audits_window"
+WINDOW_AUDIT_KL = "prior_audit_kl_window"
+AUDIT_KL_PER_DISTANCE = "prior_audit_kl_per_distance"
+"""Percentiles of KL / (1 - similarity) over audits so far: the bound's slope."""
 
 
 class PriorMetricsCallback(RLlibCallback):
@@ -44,7 +51,10 @@ class PriorMetricsCallback(RLlibCallback):
         if source is None:
             return
         hit = float(source in HIT_SOURCES)
-        metrics_logger.log_value(SEMANTIC_HITS, float(hit and not info["prior_exact"]), reduce="lifetime_sum")
+        semantic = float(hit and not info["prior_exact"])
+        metrics_logger.log_value(SEMANTIC_HITS, semantic, reduce="lifetime_sum")
+        metrics_logger.log_value(WINDOW_SEMANTIC_HITS, semantic, reduce="sum")
+        metrics_logger.log_value(WINDOW_SEMANTIC_DISTANCE, semantic * (1.0 - info["prior_similarity"]), reduce="sum")
         metrics_logger.log_value(PRIOR_REQUESTS, 1, reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_HITS, hit, reduce="lifetime_sum")
         metrics_logger.log_value(PRIOR_FALLBACKS, float(source == "fallback"), reduce="lifetime_sum")
@@ -52,6 +62,11 @@ class PriorMetricsCallback(RLlibCallback):
         metrics_logger.log_value(WINDOW_HITS, hit, reduce="sum")
         metrics_logger.log_value(PRIOR_LATENCY, info["prior_latency_ms"], reduce="percentiles",
                                  window=2000, percentiles=[50, 95])
-        for kl in info["prior_audits"]:
+        for kl, similarity in zip(info["prior_audits"], info["prior_audit_similarities"]):
             metrics_logger.log_value(AUDITS, 1, reduce="lifetime_sum")
             metrics_logger.log_value(KL_AUDIT_SEMANTIC, kl, reduce="mean", window=1000)
+            metrics_logger.log_value(WINDOW_AUDITS, 1, reduce="sum")
+            metrics_logger.log_value(WINDOW_AUDIT_KL, kl, reduce="sum")
+            if similarity < 1.0:  # at distance 0 the KL is the model's numeric noise
+                metrics_logger.log_value(AUDIT_KL_PER_DISTANCE, kl / (1.0 - similarity), reduce="percentiles",
+                                         window=5000, percentiles=[95])

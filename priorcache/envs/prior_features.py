@@ -10,8 +10,9 @@ Observation (a `Dict` space, K = max action slots, D = embedding size):
 - `actions`     (K, D)  unit embeddings of the candidate commands (zeros in empty slots),
 - `action_mask` (K,)    1 for a real candidate,
 - `prior_logp`  (K,)    log p_LLM(a|s) over the real candidates (0 in empty slots).
-`info` gains `prior_source`, `prior_exact` (exact-text hit), `prior_latency_ms` and
-`prior_audits` (KLs of audited semantic hits finished meanwhile); the metrics callback reads them.
+`info` gains `prior_source`, `prior_exact` (exact-text hit), `prior_similarity` (of the entry
+that answered), `prior_latency_ms`, and the KLs and similarities of audited semantic hits
+finished meanwhile (`prior_audits`, `prior_audit_similarities`); the metrics callback reads them.
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
             self._last_prior = {
                 "prior_source": result.source,
                 "prior_exact": result.exact,
+                "prior_similarity": result.similarity,
                 "prior_latency_ms": result.latency_ms,
                 "prior_audits": [a.kl for a in result.audits],
+                "prior_audit_similarities": [a.similarity for a in result.audits],
             }
         else:
             features["state"] = self._embedder.embed_one(state_text)

@@ -5,7 +5,9 @@ says where it came from (`near`, `cache`, `llm` or `fallback`) and how long it t
 near-cache is a small `SemanticCache` in this process with the shared cache's parameters
 (re-read every `near_sync_s` seconds, since the meta-optimizer changes them at run time).
 A request the LLM does not answer within `prior.llm.timeout_s` gets a uniform prior and is
-not cached. A fraction of hits is audited against a fresh LLM prior (`cache/audit.py`).
+not cached. A fraction of hits is audited against a fresh LLM prior (`cache/audit.py`); the
+outcome goes back to the entry that served the hit (per-entry thresholds learn from it).
+Priors are cached as the LLM gave them and served at the shared `temperature` parameter.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class PriorResult:
     """One of SOURCES."""
     exact: bool
     """A hit on the identical state text (False for semantic hits and misses)."""
+    similarity: float
+    """Cosine similarity of the entry that answered (1 for exact hits, 0 for misses)."""
     latency_ms: float
     """End to end, embedding included."""
     audits: tuple[AuditResult, ...] = ()
@@ -50,7 +54,9 @@ class PriorResult:
 def cache_params(cfg: PriorConfig) -> CacheParams:
     """The shared cache's initial parameters from the config."""
     c = cfg.cache
-    return CacheParams(mode=c.mode, capacity=c.capacity, threshold=c.threshold, refresh=c.refresh)
+    return CacheParams(mode=c.mode, capacity=c.capacity, threshold=c.threshold, refresh=c.refresh,
+                       candidates=c.candidates, min_coverage=c.min_coverage, per_entry=c.per_entry,
+                       kl_tolerance=c.audit_kl_tolerance)
 
 
 _HELD: list[ray.actor.ActorHandle] = []
@@ -79,6 +85,7 @@ class PriorClient:
         info = ray.get(self._pool.info.remote())
         self._model_id, self._prompt_version = info["model_id"], info["prompt_version"]
         params, self._params_version = ray.get(self._cache.params.remote())
+        self._params = params
         self._near = (
             SemanticCache(replace(params, capacity=cfg.cache.near_capacity), self.embedder.dim)
             if cfg.cache.near_capacity else None
@@ -96,38 +103,56 @@ class PriorClient:
         started = time.perf_counter()
         embedding = self.embedder.embed_one(state_text)
         text_hash = hash_text(state_text)
+        candidates = tuple(candidates)
         guard = Guard.for_candidates(self._model_id, self._prompt_version, candidates)
-        self._sync_near_params()
-        hit, source = self._lookup(embedding, text_hash, guard)
+        self._sync_params()
+        hit, source = self._lookup(embedding, text_hash, guard, candidates)
         if hit is not None:
             logp = hit.logp
             if not hit.exact:
                 self._auditor.maybe_audit(
                     lambda: self._pool.prior.remote(state_text, list(candidates), audit=True),
-                    logp, hit.similarity,
+                    logp, hit.similarity, hit.entry, guard,
                 )
         else:
             logp, source = self._ask_llm(state_text, candidates)
             if source == "llm":
-                self._cache.insert.remote([(embedding, text_hash, guard, logp)])
+                self._cache.insert.remote([(embedding, text_hash, guard, logp, candidates)])
                 if self._near is not None:
-                    self._near.insert(embedding, text_hash, guard, logp)
+                    self._near.insert(embedding, text_hash, guard, logp, candidates)
+        audits = tuple(self._auditor.collect())
+        self._report(audits)
+        if self._params.temperature != 1.0:
+            logp = _tempered(logp, self._params.temperature)
         latency_ms = (time.perf_counter() - started) * 1e3
         exact = hit is not None and hit.exact
-        return PriorResult(logp, embedding, source, exact, latency_ms, tuple(self._auditor.collect()))
+        similarity = hit.similarity if hit is not None else 0.0
+        return PriorResult(logp, embedding, source, exact, similarity, latency_ms, audits)
 
-    def _lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard) -> tuple[Hit | None, str]:
+    def _lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard,
+                candidates: tuple[str, ...]) -> tuple[Hit | None, str]:
         if self._near is not None:
-            hit = self._near.lookup(embedding, text_hash, guard)
+            hit = self._near.lookup(embedding, text_hash, guard, candidates)
             if hit is not None:
                 return hit, "near"
-        hits, params, version = ray.get(self._cache.lookup.remote([(embedding, text_hash, guard)]))
+        hits, params, version = ray.get(self._cache.lookup.remote([(embedding, text_hash, guard, candidates)]))
         self._apply_params(params, version)
-        if hits[0] is None:
+        hit = hits[0]
+        if hit is None:
             return None, "llm"
         if self._near is not None:
-            self._near.insert(embedding, text_hash, guard, hits[0].logp)
-        return hits[0], "cache"
+            self._near.insert(embedding, text_hash, guard, hit.logp, candidates, hit.entry_threshold)
+        return hit, "cache"
+
+    def _report(self, audits: tuple[AuditResult, ...]) -> None:
+        """Audit outcomes to the entries that served the hits (near copy and shared entry)."""
+        reports = [(a.entry, a.guard, a.similarity, a.kl) for a in audits if a.guard is not None]
+        if not reports:
+            return
+        if self._near is not None:
+            for report in reports:
+                self._near.record_audit(*report)
+        self._cache.record_audits.remote(reports)
 
     def _ask_llm(self, state_text: str, candidates: Sequence[str]) -> tuple[np.ndarray, str]:
         ref = self._pool.prior.remote(state_text, list(candidates))
@@ -137,15 +162,24 @@ class PriorClient:
             ray.cancel(ref)
             return np.full(len(candidates), -np.log(len(candidates))), "fallback"
 
-    def _sync_near_params(self) -> None:
-        if self._near is None or time.monotonic() - self._synced_at < self._cfg.cache.near_sync_s:
+    def _sync_params(self) -> None:
+        if time.monotonic() - self._synced_at < self._cfg.cache.near_sync_s:
             return
         params, version = ray.get(self._cache.params.remote())
         self._apply_params(params, version)
 
     def _apply_params(self, params: CacheParams, version: int) -> None:
         self._synced_at = time.monotonic()
-        if self._near is None or version == self._params_version:
+        if version == self._params_version:
             return
         self._params_version = version
-        self._near.set_params(replace(params, capacity=self._cfg.cache.near_capacity))
+        self._params = params
+        if self._near is not None:
+            self._near.set_params(replace(params, capacity=self._cfg.cache.near_capacity))
+
+
+def _tempered(logp: np.ndarray, temperature: float) -> np.ndarray:
+    """log_softmax(logp / temperature)."""
+    z = np.asarray(logp, dtype=np.float64) / temperature
+    peak = z.max()
+    return z - (peak + np.log(np.exp(z - peak).sum()))

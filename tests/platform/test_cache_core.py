@@ -106,3 +106,96 @@ def test_set_params_at_run_time_shrinks_and_changes_threshold():
 def test_invalid_params_are_rejected(bad):
     with pytest.raises(ValueError):
         CacheParams(**bad)
+
+
+CANDS = ("go north", "take key", "open door")
+REMAP_GUARD = Guard.for_candidates("model-a", "tw-v1", CANDS)
+
+
+def test_remap_reuses_scores_per_command_and_renormalises():
+    c = cache(candidates="remap", threshold=0.9)
+    scored = np.log(np.array([0.5, 0.3, 0.2]))
+    c.insert(unit(1, 0), hash_text("a"), REMAP_GUARD, scored, CANDS)
+    wanted = ("open door", "go north")  # a subset, reordered
+    hit = c.lookup(unit(1, 0.1), hash_text("b"), Guard.for_candidates("model-a", "tw-v1", wanted), wanted)
+    np.testing.assert_allclose(np.exp(hit.logp), [0.2 / 0.7, 0.5 / 0.7])
+    assert not hit.exact and c.stats.remapped_hits == 1
+    # The same candidates in `same` matching would miss: the guard differs.
+    same = cache(threshold=0.9)
+    same.insert(unit(1, 0), hash_text("a"), REMAP_GUARD, scored, CANDS)
+    assert same.lookup(unit(1, 0.1), hash_text("b"), Guard.for_candidates("model-a", "tw-v1", wanted), wanted) is None
+
+
+def test_remap_needs_coverage_and_fills_unscored_commands_with_the_lowest_score():
+    scored = np.log(np.array([0.5, 0.3, 0.2]))
+    wanted = ("go north", "take key", "eat apple")
+    guard = Guard.for_candidates("model-a", "tw-v1", wanted)
+    strict = cache(candidates="remap")
+    strict.insert(unit(1), hash_text("a"), REMAP_GUARD, scored, CANDS)
+    assert strict.lookup(unit(1), hash_text("a"), guard, wanted) is None  # 2/3 covered < 1.0
+    loose = cache(candidates="remap", min_coverage=0.6)
+    loose.insert(unit(1), hash_text("a"), REMAP_GUARD, scored, CANDS)
+    hit = loose.lookup(unit(1), hash_text("a"), guard, wanted)
+    np.testing.assert_allclose(np.exp(hit.logp), np.array([0.5, 0.3, 0.2]) / 1.0)
+    assert not hit.exact  # same text, other commands: audited like a semantic hit
+
+
+def test_remap_other_model_still_misses():
+    c = cache(candidates="remap")
+    c.insert(unit(1), hash_text("a"), REMAP_GUARD, np.log([0.5, 0.3, 0.2]), CANDS)
+    other = Guard.for_candidates("model-b", "tw-v1", CANDS)
+    assert c.lookup(unit(1), hash_text("a"), other, CANDS) is None
+
+
+def test_per_entry_threshold_rises_on_a_false_hit_and_relaxes_on_good_ones():
+    c = cache(threshold=0.9, per_entry=True, kl_tolerance=0.1)
+    c.insert(unit(1, 0), hash_text("a"), GUARD, PRIOR)
+    query = unit(1, 0.3)  # cosine 0.958
+    hit = c.lookup(query, hash_text("q"), GUARD)
+    assert hit is not None and hit.entry == hash_text("a")
+    c.record_audit(hit.entry, GUARD, hit.similarity, kl=0.5)  # a false hit at 0.958
+    assert c.lookup(query, hash_text("q"), GUARD) is None
+    assert c.lookup(unit(1, 0.1), hash_text("r"), GUARD) is not None  # closer still hits
+    for _ in range(20):  # cheap audits lower it, but never back to the failed similarity
+        c.record_audit(hit.entry, GUARD, 0.99, kl=0.0)
+    assert c.lookup(query, hash_text("q"), GUARD) is None
+    assert (c.stats.audits, c.stats.false_hits) == (21, 1)
+
+
+def test_per_entry_thresholds_are_per_entry():
+    c = cache(threshold=0.9, per_entry=True)
+    c.insert(unit(1, 0, 0), hash_text("a"), GUARD, PRIOR)
+    c.insert(unit(0, 0, 1), hash_text("b"), GUARD, PRIOR)
+    c.record_audit(hash_text("a"), GUARD, 0.96, kl=1.0)
+    assert c.lookup(unit(1, 0.3, 0), hash_text("q"), GUARD) is None  # a: now needs > 0.96
+    assert c.lookup(unit(0, 0.3, 1), hash_text("r"), GUARD) is not None  # b: still 0.9
+
+
+def test_global_threshold_ignores_audits():
+    c = cache(threshold=0.9)
+    c.insert(unit(1, 0), hash_text("a"), GUARD, PRIOR)
+    c.record_audit(hash_text("a"), GUARD, 0.958, kl=1.0)
+    assert c.lookup(unit(1, 0.3), hash_text("q"), GUARD) is not None
+
+
+def test_snapshot_restore_round_trip_keeps_entries_order_and_thresholds():
+    c = cache(capacity=4, threshold=0.9, per_entry=True)
+    for i, name in enumerate("abc"):
+        v = np.zeros(DIM, np.float32)
+        v[i] = 1
+        c.insert(v, hash_text(name), GUARD, PRIOR)
+    c.record_audit(hash_text("c"), GUARD, 0.97, kl=1.0)
+    c.lookup(unit(1), hash_text("a"), GUARD)  # a becomes most recent
+    d = cache(capacity=2, threshold=0.9, per_entry=True)
+    assert d.restore(c.snapshot()) == 2  # the two most recent: c and a
+    assert d.lookup(unit(0, 1, 0), hash_text("b"), GUARD) is None
+    assert d.snapshot()["threshold"][0] == pytest.approx(0.9701)
+    assert d.lookup(unit(1), hash_text("a"), GUARD) is not None
+
+
+def test_switching_to_remap_keeps_entries():
+    c = cache()
+    c.insert(unit(1), hash_text("a"), REMAP_GUARD, np.log([0.5, 0.3, 0.2]), CANDS)
+    c.set_params(CacheParams(candidates="remap"))
+    wanted = ("take key", "go north")
+    assert c.lookup(unit(1), hash_text("a"), Guard.for_candidates("model-a", "tw-v1", wanted), wanted) is not None

@@ -18,8 +18,12 @@ from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCach
 
 RAY_NAMESPACE = "priorcache"
 
-LookupRequest = tuple[np.ndarray, str, Guard]
-InsertRequest = tuple[np.ndarray, str, Guard, np.ndarray]
+LookupRequest = tuple[np.ndarray, str, Guard, tuple[str, ...]]
+"""(state embedding, state text hash, guard, candidate texts)."""
+InsertRequest = tuple[np.ndarray, str, Guard, np.ndarray, tuple[str, ...]]
+"""(state embedding, state text hash, guard, log-probs, candidate texts)."""
+AuditReport = tuple[str, Guard, float, float]
+"""(entry text hash, guard, similarity of the hit, KL(cached || fresh))."""
 
 
 def cache_actor_name(namespace: str) -> str:
@@ -37,20 +41,33 @@ class CacheActor:
 
     async def lookup(self, requests: list[LookupRequest]) -> tuple[list[Hit | None], CacheParams, int]:
         """Look up several states; returns the hits and the current parameters + version."""
-        hits = [self._cache.lookup(emb, text_hash, guard) for emb, text_hash, guard in requests]
+        hits = [self._cache.lookup(*request) for request in requests]
         return hits, self._cache.params, self._params_version
 
     async def insert(self, items: list[InsertRequest]) -> None:
         """Store several priors."""
-        for emb, text_hash, guard, logp in items:
-            self._cache.insert(emb, text_hash, guard, logp)
+        for item in items:
+            self._cache.insert(*item)
+
+    async def record_audits(self, reports: list[AuditReport]) -> None:
+        """Audit outcomes of hits this actor's entries served (per-entry thresholds learn)."""
+        for entry, guard, similarity, kl in reports:
+            self._cache.record_audit(entry, guard, similarity, kl)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The live entries (see `SemanticCache.snapshot`)."""
+        return self._cache.snapshot()
+
+    async def restore(self, entries: dict[str, Any]) -> int:
+        """Load snapshot entries; returns the number of live entries."""
+        return self._cache.restore(entries)
 
     async def params(self) -> tuple[CacheParams, int]:
         """Current parameters and their version (bumped by every `set_params`)."""
         return self._cache.params, self._params_version
 
     async def set_params(self, **changes: Any) -> CacheParams:
-        """Change some parameters at run time (`capacity`, `threshold`, `refresh`, `mode`)."""
+        """Change some parameters at run time (any `CacheParams` field)."""
         params = CacheParams(**{**asdict(self._cache.params), **changes})
         self._cache.set_params(params)
         self._params_version += 1

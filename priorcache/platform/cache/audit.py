@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import ray
 
+from priorcache.platform.cache.core import Guard
+
 
 def kl_divergence(p_logp: np.ndarray, q_logp: np.ndarray) -> float:
     """KL(p || q) for two log-probability vectors over the same candidates."""
@@ -32,6 +34,10 @@ class AuditResult:
     """KL(cached prior || fresh prior), nats."""
     similarity: float
     """Cosine similarity of the hit."""
+    entry: str = ""
+    """Text hash of the cache entry that served the hit."""
+    guard: Guard | None = None
+    """Guard of the request (with `entry`, identifies the entry for per-entry thresholds)."""
 
 
 class HitAuditor:
@@ -41,14 +47,14 @@ class HitAuditor:
         self._rate = rate
         self._max_inflight = max_inflight
         self._rng = random.Random(seed)
-        self._pending: dict[ray.ObjectRef, tuple[np.ndarray, float]] = {}
+        self._pending: dict[ray.ObjectRef, tuple[np.ndarray, float, str, Guard | None]] = {}
 
     def maybe_audit(self, rescore: Callable[[], ray.ObjectRef], cached_logp: np.ndarray,
-                    similarity: float) -> None:
+                    similarity: float, entry: str = "", guard: Guard | None = None) -> None:
         """With probability `rate` (and room in flight), start re-scoring this semantic hit."""
         if len(self._pending) >= self._max_inflight or self._rng.random() >= self._rate:
             return
-        self._pending[rescore()] = (cached_logp, similarity)
+        self._pending[rescore()] = (cached_logp, similarity, entry, guard)
 
     def collect(self) -> list[AuditResult]:
         """Audits whose fresh prior has arrived since the last call (never blocks)."""
@@ -57,10 +63,10 @@ class HitAuditor:
         ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
         results = []
         for ref in ready:
-            cached_logp, similarity = self._pending.pop(ref)
+            cached_logp, similarity, entry, guard = self._pending.pop(ref)
             try:
                 fresh = ray.get(ref)
             except ray.exceptions.RayError:
                 continue  # a failed audit measures nothing; the run goes on
-            results.append(AuditResult(kl_divergence(cached_logp, fresh), similarity))
+            results.append(AuditResult(kl_divergence(cached_logp, fresh), similarity, entry, guard))
         return results

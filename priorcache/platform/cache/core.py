@@ -12,17 +12,38 @@ Capacity K bounds the entries (least recently used evicted first); an entry that
 `refresh` hits is dropped on its next hit so the caller re-scores it with the LLM (r).
 Parameters change at run time through `set_params` (the meta-optimizer relies on that).
 Used both by the cluster-wide cache actor and by the per-process near-cache.
+
+Two options go past one global threshold over identical candidate sets:
+- `candidates="remap"`: the guard's candidate hash is not part of the match; an entry's
+  log-probs are reused per command string. The scoring backend scores each candidate on its
+  own (the prompt does not list the candidates), so renormalising the scores of a subset is
+  what the LLM would have answered, up to its numeric noise. Candidates the entry never
+  scored get its lowest score; an entry hits only when it scored at least `min_coverage` of
+  the current candidates.
+- `per_entry=True` (vCache-style): every entry carries its own threshold, starting at the
+  global one. `record_audit` moves it: an audited hit that cost more than `kl_tolerance`
+  raises the entry's threshold above that hit's similarity; a cheap one lowers it by
+  `PER_ENTRY_STEP`, never below the highest similarity that failed nor more than
+  `PER_ENTRY_SPAN` below the global threshold it started from.
+
+`snapshot`/`restore` turn the entries into plain arrays and back (warm starts, `persist.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 MODES = ("semantic", "exact", "off")
+CANDIDATE_MATCHING = ("same", "remap")
+PER_ENTRY_STEP = 0.01
+"""How far a cheap audited hit lowers its entry's threshold."""
+PER_ENTRY_SPAN = 0.1
+"""Per-entry thresholds stay within this distance below the global threshold at insertion."""
+_ANY_CANDIDATES = "*"
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,14 @@ class CacheParams:
     temperature: float = 1.0
     """Served prior = log_softmax(cached log-probs / temperature); the meta-optimizer flattens
     priors (temperature > 1) while cached priors cost more KL than its budget."""
+    candidates: str = "same"
+    """`same`: a hit needs the identical candidate set; `remap`: scores reused per command."""
+    min_coverage: float = 1.0
+    """`remap`: share of the current candidates an entry must have scored to hit."""
+    per_entry: bool = False
+    """Every entry learns its own threshold from audits (see the module docstring)."""
+    kl_tolerance: float = 0.1
+    """`per_entry`: an audited hit costing more KL (nats) than this counts as a false hit."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +91,10 @@ class CacheParams:
             raise ValueError(f"cache refresh must be >= 0, got {self.refresh}")
         if not self.temperature > 0:
             raise ValueError(f"prior temperature must be > 0, got {self.temperature}")
+        if self.candidates not in CANDIDATE_MATCHING:
+            raise ValueError(f"cache candidates {self.candidates!r}: choose one of {', '.join(CANDIDATE_MATCHING)}")
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise ValueError(f"cache min_coverage must be in (0, 1], got {self.min_coverage}")
 
 
 @dataclass
@@ -74,6 +107,9 @@ class CacheStats:
     inserts: int = 0
     evictions: int = 0
     refreshes: int = 0
+    remapped_hits: int = 0
+    audits: int = 0
+    false_hits: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -85,8 +121,14 @@ class Hit:
     """A lookup result: the cached prior and how close the entry was."""
 
     logp: np.ndarray
+    """log p(a|s) over the *requested* candidates (remapped when the entry's set differs)."""
     similarity: float
     exact: bool
+    """Same state text and same candidates: the LLM would answer the same (KL 0)."""
+    entry: str = ""
+    """Text hash of the entry that answered (audits report back to it)."""
+    entry_threshold: float = 0.0
+    """The entry's own threshold (`per_entry`), so a near-cache copy keeps what it learned."""
 
 
 def hash_text(text: str) -> str:
@@ -101,6 +143,20 @@ def hash_texts(texts: Iterable[str]) -> str:
         digest.update(text.encode("utf-8"))
         digest.update(b"\x00")
     return digest.hexdigest()
+
+
+def remap(logp: np.ndarray, scored: Sequence[str], wanted: Sequence[str]) -> tuple[np.ndarray, float]:
+    """An entry's log-probs over `scored` re-expressed over `wanted`, and the covered share.
+
+    Commands the entry never scored get its lowest log-prob (an unseen command is assumed no
+    better than the worst one it knows); the result is renormalised over `wanted`.
+    """
+    index = {text: i for i, text in enumerate(scored)}
+    floor = float(np.min(logp))
+    picked = np.array([logp[index[a]] if a in index else floor for a in wanted], dtype=np.float64)
+    covered = sum(a in index for a in wanted) / len(wanted)
+    peak = picked.max()
+    return picked - (peak + np.log(np.exp(picked - peak).sum())), covered
 
 
 class SemanticCache:
@@ -122,70 +178,129 @@ class SemanticCache:
         self._live = np.zeros(rows, dtype=bool)
         self._last_used = np.zeros(rows, dtype=np.int64)
         self._uses = np.zeros(rows, dtype=np.int64)
+        self._threshold = np.zeros(rows, dtype=np.float64)
+        self._floor = np.zeros(rows, dtype=np.float64)
         self._guard: list[Guard | None] = [None] * rows
         self._text: list[str | None] = [None] * rows
         self._logp: list[np.ndarray | None] = [None] * rows
+        self._candidates: list[tuple[str, ...] | None] = [None] * rows
         self._by_text: dict[tuple[Guard, str], int] = {}
-        # Rows per guard: a semantic lookup only compares against rows it could hit.
-        self._rows_by_guard: dict[Guard, set[int]] = {}
+        # Rows per match key: a semantic lookup only compares against rows it could hit.
+        self._rows_by_key: dict[Guard, set[int]] = {}
 
     def __len__(self) -> int:
         return int(self._live.sum())
 
-    def lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard) -> Hit | None:
-        """The cached prior for this state, or None (a miss). Counts the lookup."""
+    def _key(self, guard: Guard) -> Guard:
+        """What two entries must share to answer for each other under the current matching."""
+        if self.params.candidates == "remap":
+            return Guard(guard.model_id, guard.prompt_version, _ANY_CANDIDATES)
+        return guard
+
+    def lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard,
+               candidates: Sequence[str] | None = None) -> Hit | None:
+        """The cached prior for this state, or None (a miss). Counts the lookup.
+
+        `candidates` (the texts behind `guard.candidates_hash`) are needed for `remap`.
+        """
         self.stats.lookups += 1
-        mode = self.params.mode
-        if mode == "off":
+        if self.params.mode == "off":
             return None
-        row = self._by_text.get((guard, text_hash))
-        similarity = 1.0
-        exact = row is not None
-        if row is None and mode == "semantic":
-            row, similarity = self._nearest(embedding, guard)
-        if row is None:
+        if self.params.candidates == "remap" and candidates is None:
+            raise ValueError("a cache with candidates='remap' needs the candidate texts in lookup()")
+        key = self._key(guard)
+        row, similarity = self._by_text.get((key, text_hash)), 1.0
+        served = self._serve(row, guard, candidates) if row is not None else None
+        if served is None and self.params.mode == "semantic":
+            row, similarity, served = self._nearest(embedding, guard, candidates)
+        if served is None:
             return None
         if self.params.refresh and self._uses[row] >= self.params.refresh:
             self._drop(row)
             self.stats.refreshes += 1
             return None
+        logp, same_candidates = served
         self._clock += 1
         self._last_used[row] = self._clock
         self._uses[row] += 1
+        exact = similarity == 1.0 and self._text[row] == text_hash and same_candidates
         self.stats.hits += 1
         self.stats.exact_hits += int(exact)
-        return Hit(logp=self._logp[row], similarity=similarity, exact=exact)  # type: ignore[arg-type]
+        self.stats.remapped_hits += int(not same_candidates)
+        return Hit(logp=logp, similarity=similarity, exact=exact, entry=self._text[row],  # type: ignore[arg-type]
+                   entry_threshold=float(self._threshold[row]))
 
-    def _nearest(self, embedding: np.ndarray, guard: Guard) -> tuple[int | None, float]:
-        candidates = self._rows_by_guard.get(guard)
-        if not candidates:
-            return None, 0.0
-        rows = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+    def _serve(self, row: int, guard: Guard, candidates: Sequence[str] | None) -> tuple[np.ndarray, bool] | None:
+        """The row's prior over the requested candidates, or None when it covers too few."""
+        logp = self._logp[row]
+        if self._guard[row] == guard:  # type: ignore[comparison-overlap]
+            return logp, True  # type: ignore[return-value]
+        remapped, covered = remap(logp, self._candidates[row], candidates)  # type: ignore[arg-type]
+        return (remapped, False) if covered >= self.params.min_coverage else None
+
+    def _nearest(self, embedding: np.ndarray, guard: Guard, candidates: Sequence[str] | None
+                 ) -> tuple[int | None, float, tuple[np.ndarray, bool] | None]:
+        """The most similar row above its threshold that can serve these candidates."""
+        rows_set = self._rows_by_key.get(self._key(guard))
+        if not rows_set:
+            return None, 0.0, None
+        rows = np.fromiter(rows_set, dtype=np.int64, count=len(rows_set))
         sims = self._emb[rows] @ embedding.astype(np.float32, copy=False)
-        best = int(np.argmax(sims))
-        if sims[best] >= self.params.threshold:
-            return int(rows[best]), float(sims[best])
-        return None, float(sims[best])
+        limits = self._threshold[rows] if self.params.per_entry else self.params.threshold
+        passing = np.flatnonzero(sims >= limits)
+        for i in passing[np.argsort(-sims[passing])]:
+            served = self._serve(int(rows[i]), guard, candidates)
+            if served is not None:
+                return int(rows[i]), float(sims[i]), served
+        return None, 0.0, None
 
-    def insert(self, embedding: np.ndarray, text_hash: str, guard: Guard, logp: np.ndarray) -> None:
-        """Store (or overwrite) the prior of a state; evicts the LRU entry when full."""
+    def insert(self, embedding: np.ndarray, text_hash: str, guard: Guard, logp: np.ndarray,
+               candidates: Sequence[str] | None = None, threshold: float | None = None) -> None:
+        """Store (or overwrite) the prior of a state; evicts the LRU entry when full.
+
+        `threshold` seeds a `per_entry` threshold (a near-cache copying a learned entry);
+        by default an entry starts at the global threshold.
+        """
         if self.params.mode == "off":
             return
-        row = self._by_text.get((guard, text_hash))
+        if self.params.candidates == "remap" and candidates is None:
+            raise ValueError("a cache with candidates='remap' needs the candidate texts in insert()")
+        key = self._key(guard)
+        row = self._by_text.get((key, text_hash))
         if row is None:
             free = np.flatnonzero(~self._live)
             row = int(free[0]) if free.size else self._evict_lru()
+        else:
+            self._unindex(row)
         self._clock += 1
         self._emb[row] = embedding
         self._live[row] = True
         self._last_used[row] = self._clock
         self._uses[row] = 0
+        self._threshold[row] = self.params.threshold if threshold is None else threshold
+        self._floor[row] = max(0.0, self.params.threshold - PER_ENTRY_SPAN)
         self._guard[row] = guard
         self._text[row] = text_hash
         self._logp[row] = np.asarray(logp, dtype=np.float64)
-        self._by_text[(guard, text_hash)] = row
-        self._rows_by_guard.setdefault(guard, set()).add(row)
+        self._candidates[row] = tuple(candidates) if candidates is not None else None
+        self._by_text[(key, text_hash)] = row
+        self._rows_by_key.setdefault(key, set()).add(row)
         self.stats.inserts += 1
+
+    def record_audit(self, entry: str, guard: Guard, similarity: float, kl: float) -> None:
+        """An audit of a hit served by `entry`: learn its threshold (`per_entry`), count it."""
+        self.stats.audits += 1
+        false_hit = kl > self.params.kl_tolerance
+        self.stats.false_hits += int(false_hit)
+        row = self._by_text.get((self._key(guard), entry))
+        if row is None or not self.params.per_entry:
+            return
+        if false_hit:
+            # Just above the failed similarity: that hit, and any less similar one, now misses.
+            self._floor[row] = max(self._floor[row], min(1.0, similarity + 1e-4))
+            self._threshold[row] = max(self._threshold[row], self._floor[row])
+        else:
+            self._threshold[row] = max(self._floor[row], self._threshold[row] - PER_ENTRY_STEP)
 
     def _evict_lru(self) -> int:
         live = np.flatnonzero(self._live)
@@ -194,46 +309,63 @@ class SemanticCache:
         self.stats.evictions += 1
         return row
 
-    def _drop(self, row: int) -> None:
-        guard = self._guard[row]
-        self._live[row] = False
-        self._by_text.pop((guard, self._text[row]), None)  # type: ignore[arg-type]
-        rows = self._rows_by_guard[guard]  # type: ignore[index]
+    def _unindex(self, row: int) -> None:
+        key = self._key(self._guard[row])  # type: ignore[arg-type]
+        self._by_text.pop((key, self._text[row]), None)  # type: ignore[arg-type]
+        rows = self._rows_by_key.get(key, set())
         rows.discard(row)
         if not rows:
-            del self._rows_by_guard[guard]  # type: ignore[arg-type]
-        self._guard[row] = self._text[row] = self._logp[row] = None
+            self._rows_by_key.pop(key, None)
+
+    def _drop(self, row: int) -> None:
+        self._unindex(row)
+        self._live[row] = False
+        self._guard[row] = self._text[row] = self._logp[row] = self._candidates[row] = None
 
     def set_params(self, params: CacheParams) -> None:
         """Change parameters at run time; shrinking the capacity evicts LRU entries."""
         while len(self) > params.capacity:
             self._evict_lru()
-        if params.capacity != self._live.size:
-            self._resize(params.capacity)
+        rebuild = params.candidates != self.params.candidates or params.capacity != self._live.size
+        entries = self.snapshot() if rebuild else None
         self.params = params
-
-    def _resize(self, rows: int) -> None:
-        keep = np.flatnonzero(self._live)
-        keep = keep[np.argsort(self._last_used[keep])]
-        old = (self._emb, self._last_used, self._uses, self._guard, self._text, self._logp)
-        self._alloc(rows)
-        for new_row, old_row in enumerate(keep):
-            self._emb[new_row] = old[0][old_row]
-            self._live[new_row] = True
-            self._last_used[new_row] = old[1][old_row]
-            self._uses[new_row] = old[2][old_row]
-            self._guard[new_row] = old[3][old_row]
-            self._text[new_row] = old[4][old_row]
-            self._logp[new_row] = old[5][old_row]
-            self._by_text[(old[3][old_row], old[4][old_row])] = new_row  # type: ignore[index]
-            self._rows_by_guard.setdefault(old[3][old_row], set()).add(new_row)  # type: ignore[arg-type]
+        if entries is not None:
+            self._alloc(params.capacity)
+            self.restore(entries)
 
     def clear(self) -> None:
         """Drop every entry (statistics are kept)."""
         self._alloc(self._live.size)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The live entries, least recently used first, as plain arrays and lists."""
+        rows = np.flatnonzero(self._live)
+        rows = rows[np.argsort(self._last_used[rows])]
+        return {
+            "embedding": self._emb[rows].copy(),
+            "text_hash": [self._text[r] for r in rows],
+            "guard": [(g.model_id, g.prompt_version, g.candidates_hash) for g in (self._guard[r] for r in rows)],
+            "logp": [self._logp[r] for r in rows],
+            "candidates": [self._candidates[r] for r in rows],
+            "threshold": self._threshold[rows].copy(),
+            "uses": self._uses[rows].copy(),
+        }
+
+    def restore(self, entries: dict[str, Any]) -> int:
+        """Insert the entries of a `snapshot` (in its order: the last ones are kept when the
+        capacity is smaller); returns how many are live. Counters are not changed."""
+        stats = replace(self.stats)
+        n = len(entries["text_hash"])
+        for i in range(max(0, n - self.params.capacity), n):
+            self.insert(entries["embedding"][i], entries["text_hash"][i], Guard(*entries["guard"][i]),
+                        entries["logp"][i], entries["candidates"][i], float(entries["threshold"][i]))
+            self._uses[self._by_text[(self._key(Guard(*entries["guard"][i])), entries["text_hash"][i])]] = \
+                entries["uses"][i]
+        self.stats = stats
+        return len(self)
+
     def stats_dict(self) -> dict[str, float]:
         """Counters, hit rate, size and parameters, for metrics."""
         return {**asdict(self.stats), "hit_rate": self.stats.hit_rate, "size": len(self),
                 "capacity": self.params.capacity, "threshold": self.params.threshold,
-                "refresh": self.params.refresh}
+                "refresh": self.params.refresh, "temperature": self.params.temperature}
