@@ -4,8 +4,9 @@
 priorcache run` execute. Per iteration it logs DESIGN.md's metrics to MLflow and prints a
 progress line; at the end it evaluates the trained policy and a random policy on held-out
 seeds and writes `summary.json` into the run folder. Every metric is in the MLflow store the
-moment it is logged, and `summary.json` is written (with `status`) even when a run fails
-or is interrupted.
+moment it is logged, and `summary.json` and the cache's `cache_snapshot.npz` are written
+(with `status`) even when a run fails or is interrupted. The cache's per-iteration work
+(KL bound, meta-optimizer, warm start) is `platform/cache/controller.py`'s.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from priorcache.algorithms.registry import algorithm_config, uses_prior
 from priorcache.envs.registry import ROLES, env_config, make_env, make_text_env, register, resolve_env
 from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
+from priorcache.platform.cache.controller import CHANGE_LOG, CacheController
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.prior_client import connect
@@ -161,12 +163,19 @@ def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = N
 def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracker,
                         started: float, on_iteration: IterationHook | None) -> dict[str, Any]:
     cache, pool = connect(cfg.prior) if uses_prior(cfg) else (None, None)
+    controller = CacheController(cfg.prior, cache, run_dir) if cache is not None else None
+    if controller is not None and cfg.prior.cache.warm_start:
+        entries = controller.warm_start()
+        tracker.set_tags({"cache_warm_start": cfg.prior.cache.warm_start})
+        print(f"cache warm start: {entries} entries from {cfg.prior.cache.warm_start}", flush=True)
     algo = algorithm_config(cfg).build_algo()
     metrics: dict[str, float] = {}
     try:
         for iteration in range(1, cfg.train.iterations + 1):
             result = algo.train()
             metrics = collect_iteration_metrics(result, cache, pool, time.monotonic() - started)
+            if controller is not None:
+                metrics.update(controller.after_iteration(iteration, metrics))
             tracker.log_metrics(metrics, step=iteration)
             print(progress_line(iteration, cfg.train.iterations, metrics), flush=True)
             if on_iteration is not None:
@@ -178,6 +187,10 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
                                                          lifetime=True)}
     finally:
         algo.stop()
+        if controller is not None:  # what the cache learned survives a failed or interrupted run
+            tracker.log_artifact(controller.save_snapshot())
+            if (run_dir / CHANGE_LOG).is_file():
+                tracker.log_artifact(run_dir / CHANGE_LOG)
     if cache is not None:
         _log_json(tracker, run_dir / "cache_stats.json",
                   {"cache_actor": ray.get(cache.stats.remote()), "llm_pool": ray.get(pool.stats.remote())})

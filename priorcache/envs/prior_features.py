@@ -12,7 +12,8 @@ Observation (a `Dict` space, K = max action slots, D = embedding size):
 - `prior_logp`  (K,)    log p_LLM(a|s) over the real candidates (0 in empty slots).
 `info` gains `prior_source`, `prior_exact` (exact-text hit), `prior_similarity` (of the entry
 that answered), `prior_latency_ms`, and the KLs and similarities of audited semantic hits
-finished meanwhile (`prior_audits`, `prior_audit_similarities`); the metrics callback reads them.
+finished meanwhile (`prior_audits`, `prior_audit_similarities`, and `prior_audit_flips`: whether
+the cached prior's argmax differed from the fresh one); the metrics callback reads them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
         self.observation_space = feature_space(self._max_actions, embedder.dim)
         self._last_prior: dict[str, Any] = {}
 
+    @property
+    def prior_client(self) -> PriorClient | None:
+        """The client that fetches this env's priors (None for the no-prior baseline)."""
+        return self._client
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         features = self.observation(obs)
@@ -89,6 +95,7 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
                 "prior_latency_ms": result.latency_ms,
                 "prior_audits": [a.kl for a in result.audits],
                 "prior_audit_similarities": [a.similarity for a in result.audits],
+                "prior_audit_flips": [a.flip for a in result.audits],
             }
         else:
             features["state"] = self._embedder.embed_one(state_text)

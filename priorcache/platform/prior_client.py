@@ -129,6 +129,12 @@ class PriorClient:
         similarity = hit.similarity if hit is not None else 0.0
         return PriorResult(logp, embedding, source, exact, similarity, latency_ms, audits)
 
+    def finish_audits(self, wait_s: float) -> tuple[AuditResult, ...]:
+        """Audits still in flight, waited for up to `wait_s` (end of a run or benchmark cell)."""
+        audits = tuple(self._auditor.collect(wait_s))
+        self._report(audits)
+        return audits
+
     def _lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard,
                 candidates: tuple[str, ...]) -> tuple[Hit | None, str]:
         if self._near is not None:

@@ -38,6 +38,8 @@ class AuditResult:
     """Text hash of the cache entry that served the hit."""
     guard: Guard | None = None
     """Guard of the request (with `entry`, identifies the entry for per-entry thresholds)."""
+    flip: bool = False
+    """The cached prior's most likely action differs from the fresh prior's."""
 
 
 class HitAuditor:
@@ -56,11 +58,12 @@ class HitAuditor:
             return
         self._pending[rescore()] = (cached_logp, similarity, entry, guard)
 
-    def collect(self) -> list[AuditResult]:
-        """Audits whose fresh prior has arrived since the last call (never blocks)."""
+    def collect(self, wait_s: float = 0.0) -> list[AuditResult]:
+        """Audits whose fresh prior has arrived since the last call, waiting at most `wait_s`
+        for all pending ones (0 never blocks: the hot path's call)."""
         if not self._pending:
             return []
-        ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+        ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=wait_s)
         results = []
         for ref in ready:
             cached_logp, similarity, entry, guard = self._pending.pop(ref)
@@ -68,5 +71,6 @@ class HitAuditor:
                 fresh = ray.get(ref)
             except ray.exceptions.RayError:
                 continue  # a failed audit measures nothing; the run goes on
-            results.append(AuditResult(kl_divergence(cached_logp, fresh), similarity, entry, guard))
+            flip = int(np.argmax(cached_logp)) != int(np.argmax(fresh))
+            results.append(AuditResult(kl_divergence(cached_logp, fresh), similarity, entry, guard, flip))
         return results

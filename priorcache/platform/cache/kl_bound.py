@@ -70,7 +70,16 @@ class KLBoundEstimator:
         if hits == 0:
             return 0.0
         lipschitz = self.lipschitz
-        return None if lipschitz is None else lipschitz * semantic_distance_sum / hits
+        return None if lipschitz is None else kl_bound(lipschitz, semantic_distance_sum, hits)
+
+
+def kl_bound(lipschitz: float, semantic_distance_sum: float, hits: int) -> float:
+    """L * (sum of d over a window's semantic hits) / (the window's hits); 0 without hits.
+
+    The training driver calls this directly with L from the previous iteration's audits
+    (RLlib aggregates per-audit ratios into percentiles, not lists, across env runners).
+    """
+    return lipschitz * semantic_distance_sum / hits if hits else 0.0
 
 
 def measured_kl_per_hit(kl_semantic_mean: float, semantic_hits: int, hits: int) -> float:

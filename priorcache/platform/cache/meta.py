@@ -201,7 +201,8 @@ def signals_from_metrics(window: dict[str, float], previous: dict[str, float] | 
         # A counter that restarted (e.g. a replaced env runner) must not give a negative count.
         return max(0, int(round(window.get(key, 0.0) - before)))
 
-    kl = window.get("prior_kl_audit_semantic")
+    # The window's own audit mean; the rolling mean over recent audits only as a fallback.
+    kl = window.get("prior_kl_audit_semantic_window", window.get("prior_kl_audit_semantic"))
     td = window.get("td_error", window.get("advantage_std"))
     return MetaSignals(
         hit_rate=float(window["cache_hit_rate"]),
