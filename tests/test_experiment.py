@@ -31,7 +31,8 @@ def tiny_run_overrides(tmp_path: Path, namespace: str) -> list[str]:
 
 
 def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
-    cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", tiny_run_overrides(tmp_path, "e2e"))
+    overrides = [*tiny_run_overrides(tmp_path, "e2e"), "prior.cache.meta.enabled=true"]
+    cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", overrides)
     outcome = run_experiment(cfg)
 
     summary = json.loads(outcome.summary_path.read_text())
@@ -48,9 +49,10 @@ def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
     assert run.data.params["algorithm.name"] == "ppo_prior"
     history = client.get_metric_history(run.info.run_id, "prior_requests")
     assert [m.step for m in history] == [1, 2]
-    assert {"cache_hit_rate", "llm_queries", "env_steps", "episode_return_mean"} <= set(run.data.metrics)
+    assert {"cache_hit_rate", "llm_queries", "env_steps", "episode_return_mean", "meta_overhead_frac",
+            "prior_temperature", "cache_capacity"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "summary.json", "cache_stats.json"} <= artifacts
+    assert {"config.yaml", "summary.json", "cache_stats.json", "cache_snapshot.npz"} <= artifacts
 
 
 def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypatch):
@@ -70,6 +72,7 @@ def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypat
 
     [summary_path] = (tmp_path / "runs").glob("*/summary.json")
     assert json.loads(summary_path.read_text())["status"] == "interrupted"
+    assert (summary_path.parent / "cache_snapshot.npz").is_file()  # the priors paid for are kept
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
     [run] = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert run.info.status == "KILLED"
