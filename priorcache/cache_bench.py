@@ -281,8 +281,11 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
-    """Run every cell, write json/md/png; returns the markdown path. Cells already measured
-    are not kept between invocations: the table is one run, side by side."""
+    """Run every cell, write json/md/png; returns the markdown path.
+
+    All policies of one env run in one invocation, side by side. Rows of envs this invocation
+    did not run (`--envs`) are kept from the existing JSON, each with the command that made it.
+    """
     from priorcache.cache_bench_report import write_report
     from priorcache.experiment import init_ray, preflight
     from priorcache.envs.registry import register
@@ -299,7 +302,7 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
     rows: list[dict[str, Any]] = []
     for (env_name, policy), cfg in resolved.items():
         print(f"[{env_name} / {policy}] {bench.steps} env steps ...", flush=True)
-        row = {"env": env_name, "policy": policy, **run_cell(cfg, bench)}
+        row = {"env": env_name, "policy": policy, "command": command, **run_cell(cfg, bench)}
         print(f"[{env_name} / {policy}] LLM queries {row['llm_queries']} of {row['prior_requests']} requests, "
               f"hit rate {row['cache_hit_rate']:.1%}, prior p50 {row['prior_latency_ms_p50']:.1f} ms, "
               f"{row['wall_time_s']:.0f} s", flush=True)
@@ -312,10 +315,13 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
         env_rows += [chosen] if chosen else []
         add_ratios(env_rows)
         table += env_rows
-    return write_report(table, bench, Path(bench.output), command)
+    previous = Path(bench.output).with_suffix(".json")
+    if previous.is_file():
+        table += [r for r in json.loads(previous.read_text()) if r["env"] not in bench.envs]
+    return write_report(table, bench, Path(bench.output))
 
 
 def main_cli(config: str, envs: list[str], steps: int | None) -> Path:
     """What `priorcache bench cache-policies` runs."""
     bench, base_dir = load_bench(config, envs, steps)
-    return run_bench(bench, base_dir, "priorcache bench cache-policies " + " ".join(sys.argv[3:]))
+    return run_bench(bench, base_dir, " ".join(["priorcache bench cache-policies", *sys.argv[3:]]))
