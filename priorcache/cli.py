@@ -3,6 +3,9 @@
     priorcache run CONFIG [key=value ...]   train + evaluate one experiment, tracked in MLflow
     priorcache eval SUITE [--domains ..] [--agents ..] [--fresh] [--render-only]
                                              every agent on every domain -> results table
+    priorcache sweep SWEEP [--dry-run]       Ray Tune over cache policies, nested MLflow runs -> table
+    priorcache bench cache-policies [--config F] [--envs ..] [--steps N]
+                                             every cache policy on the same env steps -> ratio table
     priorcache ui [--port N]                 MLflow UI on the project's run store
 
 Input errors (config, game file, model file, cluster address) are reported in one line
@@ -30,10 +33,11 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from priorcache.envs.textworld_games import GameGenerationError
     from priorcache.experiment import ClusterError
     from priorcache.platform.embed import EmbedderError
+    from priorcache.platform.cache.persist import SnapshotError
     from priorcache.platform.llm.backend import ModelFileError
 
     return (ConfigError, ClusterError, GameFileError, GameGenerationError, AlfworldGameError, BabyAILevelError,
-            ModelFileError, EmbedderError)
+            ModelFileError, EmbedderError, SnapshotError)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -79,6 +83,33 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from priorcache.sweep import format_trials, load_sweep, run_sweep
+
+    try:
+        sweep = load_sweep(args.sweep)
+        if args.dry_run:
+            print(format_trials(sweep))
+            return 0
+        outcome = run_sweep(sweep)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    return 1 if outcome.failed else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from priorcache.cache_bench import main_cli
+
+    try:
+        md_path = main_cli(args.config, args.envs, args.steps)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"cache benchmark: {md_path} (rows in {md_path.with_suffix('.json')}, plot {md_path.with_suffix('.png')})")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from priorcache.platform.tracking import default_artifact_root, default_tracking_uri
 
@@ -105,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--fresh", action="store_true", help="redo rows already in the CSV")
     ev.add_argument("--render-only", action="store_true", help="only rewrite the markdown from the CSV")
     ev.set_defaults(func=_eval)
+    sw = sub.add_parser("sweep", help="Ray Tune sweep over cache policies (one MLflow run per trial)")
+    sw.add_argument("sweep", help="sweep YAML (e.g. experiments/sweeps/cache_policies.yaml)")
+    sw.add_argument("--dry-run", action="store_true", help="print the trials and their overrides; start nothing")
+    sw.set_defaults(func=_sweep)
+    bench = sub.add_parser("bench", help="benchmarks that print side-by-side ratios")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True)
+    policies = bench_sub.add_parser("cache-policies", help="uncached vs exact vs static vs adaptive cache")
+    policies.add_argument("--config", default="benchmarks/cache_policies.yaml", help="benchmark YAML")
+    policies.add_argument("--envs", type=lambda s: s.split(","), default=[], help="comma-separated subset")
+    policies.add_argument("--steps", type=int, default=None, help="env steps per (env, policy)")
+    policies.set_defaults(func=_bench)
     ui = sub.add_parser("ui", help="serve the MLflow UI on the project's run store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     ui.add_argument("--port", type=int, default=5000)
