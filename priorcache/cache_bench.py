@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.platform.config import ConfigError, ExperimentConfig, load_config
+from priorcache.platform.prior_client import HIT_SOURCES
 
 DEFAULT_CONFIG = "benchmarks/cache_policies.yaml"
 STATIC_PREFIX = "static-"
@@ -234,7 +235,7 @@ def _record(info: dict[str, Any], window: _Window, latencies: list[float], kls: 
         return
     latencies.append(info["prior_latency_ms"])
     window.requests += 1
-    if source in ("near", "cache"):
+    if source in HIT_SOURCES:
         window.hits += 1
         if not info["prior_exact"]:
             window.semantic_hits += 1

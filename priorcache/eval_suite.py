@@ -229,7 +229,8 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def _fmt(value: Any, spec: str) -> str:
+def format_cell(value: Any, spec: str) -> str:
+    """A number for a results table; "–" for a missing (None or nan) value."""
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
@@ -263,11 +264,11 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
         order = {a: i for i, a in enumerate(suite.agents)}
         for r in sorted(domain_rows, key=lambda r: order.get(r["agent"], len(order))):
             lines.append(
-                f"| {r['agent']} | {_fmt(r['success_rate'], '.2f')} | {_fmt(r['episode_return_mean'], '.2f')} "
-                f"| {_fmt(r['episode_len_mean'], '.1f')} | {_fmt(r['train_env_steps'], '.0f')} "
-                f"| {_fmt(r['llm_queries'], '.0f')} | {_fmt(r['prior_requests'], '.0f')} "
-                f"| {_fmt(r['cache_hit_rate'], '.1%')} | {_fmt(r['prior_latency_ms_p50'], '.2f')} "
-                f"| {_fmt(r['llm_latency_ms_p50'], '.0f')} | {_fmt(r['wall_time_s'], '.0f')} |"
+                f"| {r['agent']} | {format_cell(r['success_rate'], '.2f')} | {format_cell(r['episode_return_mean'], '.2f')} "
+                f"| {format_cell(r['episode_len_mean'], '.1f')} | {format_cell(r['train_env_steps'], '.0f')} "
+                f"| {format_cell(r['llm_queries'], '.0f')} | {format_cell(r['prior_requests'], '.0f')} "
+                f"| {format_cell(r['cache_hit_rate'], '.1%')} | {format_cell(r['prior_latency_ms_p50'], '.2f')} "
+                f"| {format_cell(r['llm_latency_ms_p50'], '.0f')} | {format_cell(r['wall_time_s'], '.0f')} |"
             )
     lines += ["", "## What the cache saves", "",
               "PPO-Prior with the semantic cache against the same run with the cache off, per domain.", "",
@@ -284,7 +285,7 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
             f"({uncached['llm_queries']:.0f} / {cached['llm_queries']:.0f}) "
             f"| {_ratio(uncached['prior_latency_ms_p50'], cached['prior_latency_ms_p50'])} "
             f"| {_ratio(uncached['wall_time_s'], cached['wall_time_s'])} "
-            f"| {_fmt(cached['success_rate'], '.2f')} | {_fmt(uncached['success_rate'], '.2f')} |"
+            f"| {format_cell(cached['success_rate'], '.2f')} | {format_cell(uncached['success_rate'], '.2f')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -14,6 +14,7 @@ import ray
 from priorcache.algorithms import prior_metrics as pm
 from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY
 from priorcache.algorithms.prior_trust import PRIOR_WEIGHT_KEY
+from priorcache.platform.cache.controller import PARAM_METRICS
 
 METRIC_NAMES: tuple[str, ...] = (
     "llm_queries", "prior_requests", "cache_hit_rate",
@@ -66,9 +67,8 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
         metrics["llm_queries"] = 0.0
     if cache is not None:
         stats = ray.get(cache.stats.remote())
-        metrics.update({"cache_size": stats["size"], "cache_threshold": stats["threshold"],
-                        "cache_refresh": stats["refresh"], "cache_capacity": stats["capacity"],
-                        "prior_temperature": stats["temperature"], "cache_evictions": stats["evictions"],
+        metrics.update({metric: stats[param] for param, metric in PARAM_METRICS.items()})
+        metrics.update({"cache_size": stats["size"], "cache_evictions": stats["evictions"],
                         "cache_remapped_hits": stats["remapped_hits"], "cache_false_hits": stats["false_hits"]})
     return metrics
 

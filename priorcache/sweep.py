@@ -76,6 +76,7 @@ from typing import Any, Callable
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from priorcache.eval_suite import format_cell
 from priorcache.platform.config import (
     ConfigError,
     ExperimentConfig,
@@ -562,18 +563,12 @@ def write_rows(path: Path, rows: list[dict[str, Any]], metric: str) -> None:
     tmp.replace(path)
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if isinstance(value, float) and math.isnan(value):
-        return "–"
-    return format(value, spec)
-
-
 def format_table(rows: list[dict[str, Any]], metric: str) -> str:
     """The table printed at the end of a sweep (errors listed below it)."""
     header = ("#", "policy", "grid point", "status", "iters", metric, "LLM queries", "hit rate", "KL audit")
     body = [(str(r["trial"]), r["policy"], r["grid_point"] or "–", r["status"], str(r["iterations"]),
-             _fmt(r[metric], ".3f"), _fmt(r["llm_queries"], ".0f"), _fmt(r["cache_hit_rate"], ".1%"),
-             _fmt(r["prior_kl_audit"], ".4f")) for r in rows]
+             format_cell(r[metric], ".3f"), format_cell(r["llm_queries"], ".0f"), format_cell(r["cache_hit_rate"], ".1%"),
+             format_cell(r["prior_kl_audit"], ".4f")) for r in rows]
     widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))

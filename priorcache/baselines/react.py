@@ -59,7 +59,8 @@ import numpy as np
 from priorcache.platform.config import LLMConfig
 from priorcache.platform.llm.backend import ScoringBackend
 from priorcache.platform.llm.prompts import load_prompt
-from priorcache.platform.llm.replica import log_softmax, make_backend
+from priorcache.platform.llm.replica import make_backend
+from priorcache.platform.logprob import log_softmax
 
 PROMPT_ID = "react-v1"
 """The template the agent always uses (`prior.llm.prompt` is the prior's, not the agent's)."""

@@ -26,6 +26,7 @@ from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCach
 from priorcache.platform.config import PriorConfig
 from priorcache.platform.embed import EMBEDDING_DIM, TextEmbedder
 from priorcache.platform.llm.pool import get_or_create_pool
+from priorcache.platform.logprob import log_softmax
 
 HIT_SOURCES = ("near", "cache")
 SOURCES = (*HIT_SOURCES, "llm", "fallback")
@@ -123,7 +124,7 @@ class PriorClient:
         audits = tuple(self._auditor.collect())
         self._report(audits)
         if self._params.temperature != 1.0:
-            logp = _tempered(logp, self._params.temperature)
+            logp = log_softmax(logp, self._params.temperature)
         latency_ms = (time.perf_counter() - started) * 1e3
         exact = hit is not None and hit.exact
         similarity = hit.similarity if hit is not None else 0.0
@@ -182,10 +183,3 @@ class PriorClient:
         self._params = params
         if self._near is not None:
             self._near.set_params(replace(params, capacity=self._cfg.cache.near_capacity))
-
-
-def _tempered(logp: np.ndarray, temperature: float) -> np.ndarray:
-    """log_softmax(logp / temperature)."""
-    z = np.asarray(logp, dtype=np.float64) / temperature
-    peak = z.max()
-    return z - (peak + np.log(np.exp(z - peak).sum()))

@@ -13,7 +13,7 @@ from priorcache.platform.config import LLMConfig
 from priorcache.platform.llm.backend import ScoringBackend
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompts import load_prompt
-from priorcache.platform.llm.replica import log_softmax
+from priorcache.platform.logprob import log_softmax
 
 KITCHEN = {
     "state": "Goal: take the apple.\nYou are in a kitchen. There is an apple on the table.",

@@ -24,6 +24,9 @@ from priorcache.platform.cache.meta import CacheMetaOptimizer, signals_from_metr
 from priorcache.platform.cache.persist import load_snapshot, save_snapshot
 from priorcache.platform.config import PriorConfig
 
+PARAM_METRICS = {"threshold": "cache_threshold", "capacity": "cache_capacity", "refresh": "cache_refresh",
+                 "temperature": "prior_temperature"}
+"""Cache parameter -> the metric that reports it (after an update, the new value in the same step)."""
 CHANGE_LOG = "cache_param_changes.jsonl"
 SNAPSHOT = "cache_snapshot.npz"
 _SLOPE = "prior_audit_kl_per_distance_p95"
@@ -61,7 +64,7 @@ class CacheController:
             if update.changes:
                 ray.get(self._cache.set_params.remote(**{name: new for name, (_, new) in update.changes.items()}))
                 self._log_changes(iteration, metrics, update.changes, update.reasons)
-                added.update({_METRIC[name]: float(new) for name, (_, new) in update.changes.items()})
+                added.update({PARAM_METRICS[name]: float(new) for name, (_, new) in update.changes.items()})
         self._previous = metrics
         self._spent_s += time.perf_counter() - started
         added["meta_overhead_frac"] = self._spent_s / max(metrics["wall_time_s"], 1e-9)
@@ -78,7 +81,3 @@ class CacheController:
         """The shared cache's entries -> `cache_snapshot.npz` in the run folder."""
         return save_snapshot(ray.get(self._cache.snapshot.remote()), self._run_dir / SNAPSHOT)
 
-
-_METRIC = {"threshold": "cache_threshold", "capacity": "cache_capacity", "refresh": "cache_refresh",
-           "temperature": "prior_temperature"}
-"""Cache parameter -> the metric that reports it (the new value is logged in the same step)."""

@@ -37,6 +37,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from priorcache.platform.logprob import log_softmax
+
 MODES = ("semantic", "exact", "off")
 CANDIDATE_MATCHING = ("same", "remap")
 PER_ENTRY_STEP = 0.01
@@ -155,8 +157,7 @@ def remap(logp: np.ndarray, scored: Sequence[str], wanted: Sequence[str]) -> tup
     floor = float(np.min(logp))
     picked = np.array([logp[index[a]] if a in index else floor for a in wanted], dtype=np.float64)
     covered = sum(a in index for a in wanted) / len(wanted)
-    peak = picked.max()
-    return picked - (peak + np.log(np.exp(picked - peak).sum())), covered
+    return log_softmax(picked), covered
 
 
 class SemanticCache:

@@ -17,6 +17,7 @@ from priorcache.platform.config import LLMConfig
 from priorcache.platform.llm.backend import ScoringBackend
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompts import PromptTemplate, load_prompt
+from priorcache.platform.logprob import log_softmax
 
 
 def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
@@ -41,13 +42,6 @@ def make_backend(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
     if cfg.backend not in BACKENDS:
         raise ValueError(f"config key 'prior.llm.backend' is {cfg.backend!r}; choose one of {', '.join(BACKENDS)}")
     return BACKENDS[cfg.backend](cfg, template)
-
-
-def log_softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """Normalised log-probabilities of `scores / temperature`."""
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    z = z - z.max()
-    return z - np.log(np.exp(z).sum())
 
 
 class PriorScorer:
