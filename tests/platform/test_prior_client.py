@@ -62,3 +62,25 @@ def test_llm_timeout_falls_back_to_a_uniform_prior(ray_session):
     result = PriorClient(cfg).request(STATE + " Nobody waits.", CANDIDATES)
     assert result.source == "fallback"
     np.testing.assert_allclose(np.exp(result.logp), 1 / 3)
+
+
+def test_audits_reach_the_shared_entry_and_remapped_hits_serve_subsets(ray_session):
+    import ray
+
+    from priorcache.platform.prior_client import connect
+
+    cfg = prior_config("client-per-entry", threshold=0.8, audit_rate=1.0, near_capacity=0, per_entry=True,
+                       candidates="remap")
+    client = PriorClient(cfg)
+    full = client.request(STATE, CANDIDATES)
+    subset = client.request(STATE, CANDIDATES[:2])  # same text, fewer commands: remapped, not a miss
+    assert subset.source == "cache"
+    np.testing.assert_allclose(np.exp(subset.logp), np.exp(full.logp[:2]) / np.exp(full.logp[:2]).sum())
+    client.request(STATE + " It is quiet.", CANDIDATES)  # a semantic hit
+    audits = client.finish_audits(wait_s=120)
+    cache, _ = connect(cfg)
+    deadline = time.monotonic() + 30  # the report to the actor is fire-and-forget
+    while ray.get(cache.stats.remote())["audits"] < len(audits) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = ray.get(cache.stats.remote())
+    assert len(audits) >= 1 and stats["audits"] == len(audits) and stats["remapped_hits"] >= 1
