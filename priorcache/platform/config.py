@@ -112,10 +112,13 @@ class LLMConfig:
     """GGUF model file. Empty: the Gemma 3 270M Q4_K_M shipped by the PyPI package."""
     prompt: str = "textworld-v1"
     """Prompt template id (a versioned YAML under priorcache/platform/llm/prompts/)."""
-    normalisation: str = "mean"
-    """Candidate log-likelihood: `mean` per token (default, measured best) or `sum`."""
+    scoring: str = "mean"
+    """Scoring rule (platform/llm/scoring.py): `mean` log-prob per token (default, measured
+    best), `sum` (log p of the whole command) or `pmi` (minus its log p after an empty state)."""
     temperature: float = 1.0
     """Prior = softmax(score / temperature) over the candidates."""
+    uniform_mix: float = 0.0
+    """Weight of the uniform distribution mixed into the prior, in [0, 1)."""
     replicas: int = 1
     """Number of LLM replica actors."""
     num_cpus_per_replica: float = 1.0
@@ -328,7 +331,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "env.name": ("textworld", "textworld_suite", "alfworld", "babyai"),
     "env.suite.family": ("simple", "cooking", "coin_collector"),
     "prior.llm.backend": ("llama_cpp",),
-    "prior.llm.normalisation": ("mean", "sum"),
+    "prior.llm.scoring": ("mean", "sum", "pmi"),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
     "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
@@ -413,6 +416,10 @@ def validate(config: ExperimentConfig) -> None:
     if not 0.0 < config.prior.cache.threshold <= 1.0:
         raise ConfigError(
             f"config key 'prior.cache.threshold' must be in (0, 1], got {config.prior.cache.threshold}"
+        )
+    if not 0.0 <= config.prior.llm.uniform_mix < 1.0:
+        raise ConfigError(
+            f"config key 'prior.llm.uniform_mix' must be in [0, 1), got {config.prior.llm.uniform_mix}"
         )
     if not 0.0 <= config.prior.cache.audit_rate <= 1.0:
         raise ConfigError(

@@ -1,8 +1,8 @@
 """One LLM replica: a Ray actor that turns (state text, candidate actions) into a prior.
 
 The replica owns a scoring backend (built by `make_backend` from `LLMConfig`) and the prompt
-template; it renders prompts, scores candidates and converts scores into the prior
-log p(a|s) = log_softmax(score / temperature). It knows nothing of caching or batching
+template; it renders prompts, scores candidates and turns the scores into the prior with the
+configured scoring rule (`platform/llm/scoring.py`). It knows nothing of caching or batching
 across callers: the replica pool does that.
 """
 
@@ -17,7 +17,7 @@ from priorcache.platform.config import LLMConfig
 from priorcache.platform.llm.backend import ScoringBackend
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompts import PromptTemplate, load_prompt
-from priorcache.platform.logprob import log_softmax
+from priorcache.platform.llm.scoring import ScoringRule
 
 
 def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
@@ -28,7 +28,7 @@ def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
         template.prefix,
         n_threads=cfg.n_threads,
         n_ctx=cfg.n_ctx,
-        normalisation=cfg.normalisation,
+        normalisation=ScoringRule(cfg.scoring).token_reduction,
     )
 
 
@@ -45,12 +45,13 @@ def make_backend(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
 
 
 class PriorScorer:
-    """Backend + template + temperature: states and candidates in, prior log-probs out."""
+    """Backend + template + scoring rule: states and candidates in, prior log-probs out."""
 
     def __init__(self, cfg: LLMConfig) -> None:
+        self.rule = ScoringRule(cfg.scoring, cfg.temperature, cfg.uniform_mix)
         self.template = load_prompt(cfg.prompt)
         self.backend = make_backend(cfg, self.template)
-        self.temperature = cfg.temperature
+        self._null_scores: dict[str, float] = {}
 
     @property
     def model_id(self) -> str:
@@ -58,13 +59,25 @@ class PriorScorer:
 
     @property
     def prompt_version(self) -> str:
-        return self.template.id
+        """Template id and scoring rule: together they say how a state's prior was computed."""
+        return f"{self.template.id}/{self.rule.id}"
 
     def prior(self, states: Sequence[str], candidate_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """log p(a|s) over each candidate list (sums to 1 in probability space)."""
         prompts = [self.template.render_state(state=s) for s in states]
         continuations = [[self.template.render_candidate(a) for a in cands] for cands in candidate_lists]
-        return [log_softmax(s, self.temperature) for s in self.backend.score(prompts, continuations)]
+        scores = self.backend.score(prompts, continuations)
+        if self.rule.name != "pmi":
+            return [self.rule.prior(s) for s in scores]
+        return [self.rule.prior(s, self._empty_state_scores(c)) for s, c in zip(scores, continuations)]
+
+    def _empty_state_scores(self, continuations: Sequence[str]) -> np.ndarray:
+        """Scores after the template with an empty state; memoised, since commands recur across states."""
+        new = sorted({c for c in continuations if c not in self._null_scores})
+        if new:
+            empty = self.template.render_state(state="")
+            self._null_scores.update(zip(new, self.backend.score([empty], [new])[0]))
+        return np.array([self._null_scores[c] for c in continuations])
 
 
 @ray.remote(max_restarts=0)
