@@ -8,7 +8,12 @@ budget overrides, and agents:
   off: every prior request asks the LLM), `dqn_prior`, `ppo` (no prior).
 - Evaluation-only agents play the same held-out episodes: `direct_llm` (argmax of the
   prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`) and
-  `random`. Each is logged as its own MLflow run too.
+  `random`. `sampled_llm` samples the prior instead of taking its argmax. Each is logged as
+  its own MLflow run too.
+
+Variants compare one agent under several settings (e.g. the base against the fine-tuned
+prior, or scoring rules): the suite's `variants` maps a name to overrides, and an agent
+entry `direct_llm@tuned` is the agent with the variant `tuned`'s overrides (its own row).
 
 Every row runs in a fresh local Ray instance, so LLM-pool and cache counters are the row's
 own. Rows are appended to `<output>.csv` as they finish: an interrupted suite keeps its
@@ -50,7 +55,7 @@ RL_AGENTS: dict[str, tuple[str, ...]] = {
     "ppo": ("algorithm.name=ppo",),
 }
 """RL agents and the overrides that make them from a domain's experiment."""
-EVAL_AGENTS = ("direct_llm", "react", "random")
+EVAL_AGENTS = ("direct_llm", "sampled_llm", "react", "random")
 """Agents that only evaluate."""
 AGENTS = (*RL_AGENTS, *EVAL_AGENTS)
 
@@ -81,7 +86,9 @@ class EvalSuiteConfig:
     output: str = "docs/results/text"
     """Writes `<output>.md` and `<output>.csv`."""
     agents: list[str] = field(default_factory=lambda: list(AGENTS))
-    """Agents, in table order. Known: ppo_prior, ppo_prior_uncached, dqn_prior, ppo, direct_llm, react, random."""
+    """Agents, in table order: one of `AGENTS`, or `<agent>@<variant>` for a named variant."""
+    variants: dict[str, list[str]] = field(default_factory=dict)
+    """Variant name -> overrides applied on top of the domain's and the agent's."""
     domains: dict[str, DomainSpec] = field(default_factory=dict)
     """Domain name -> experiment and overrides, in table order."""
     overrides: list[str] = field(default_factory=list)
@@ -99,23 +106,33 @@ def load_suite(path: str | Path) -> EvalSuiteConfig:
         suite: EvalSuiteConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
         raise ConfigError(f"suite key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
-    unknown = [a for a in suite.agents if a not in AGENTS]
+    unknown = [a for a in suite.agents if split_agent(a)[0] not in AGENTS]
     if unknown:
         raise ConfigError(f"suite key 'agents': unknown {unknown}; choose from {', '.join(AGENTS)}")
+    undefined = [a for a in suite.agents if split_agent(a)[1] not in ("", *suite.variants)]
+    if undefined:
+        raise ConfigError(f"suite key 'agents': {undefined} name variants that suite key 'variants' does not define")
     if not suite.domains:
         raise ConfigError("suite key 'domains' is empty: name at least one experiment YAML")
     for domain in suite.domains:  # fail on a bad experiment before hours of runs, not during
-        run_config(suite, domain, suite.agents[0])
+        for agent in suite.agents:
+            run_config(suite, domain, agent)
     return suite
+
+
+def split_agent(entry: str) -> tuple[str, str]:
+    """`direct_llm@tuned` -> ("direct_llm", "tuned"); a plain agent has the variant ""."""
+    agent, _, variant = entry.partition("@")
+    return agent, variant
 
 
 def run_config(suite: EvalSuiteConfig, domain: str, agent: str) -> ExperimentConfig:
     """The experiment config of one row."""
     spec = suite.domains[domain]
-    tag = f"{suite.name}-{domain}-{agent}"
-    agent_overrides = RL_AGENTS.get(agent, ())
-    return load_config(spec.experiment, [*spec.overrides, *suite.overrides, *agent_overrides,
-                                         f"name={tag}", f"prior.cache.namespace={tag}"])
+    tag = f"{suite.name}-{domain}-{agent}".replace("@", "-")
+    base, variant = split_agent(agent)
+    return load_config(spec.experiment, [*spec.overrides, *suite.overrides, *RL_AGENTS.get(base, ()),
+                                         *suite.variants.get(variant, ()), f"name={tag}", f"prior.cache.namespace={tag}"])
 
 
 def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Sequence[str] = (),
@@ -144,7 +161,7 @@ def run_row(suite: EvalSuiteConfig, domain: str, agent: str) -> dict[str, Any]:
     """Train and/or evaluate one agent on one domain, in a fresh local Ray instance."""
     cfg = run_config(suite, domain, agent)
     try:
-        if agent in RL_AGENTS:
+        if split_agent(agent)[0] in RL_AGENTS:
             return _rl_row(cfg, domain, agent)
         return _eval_only_row(cfg, domain, agent, suite.react_thought_tokens)
     finally:
@@ -161,7 +178,7 @@ def _rl_row(cfg: ExperimentConfig, domain: str, agent: str) -> dict[str, Any]:
 
 def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_tokens: int) -> dict[str, Any]:
     from priorcache.envs.registry import env_config, make_env, make_text_env, register
-    from priorcache.evaluation import direct_llm_policy, evaluate, random_policy
+    from priorcache.evaluation import direct_llm_policy, evaluate, prior_policy, random_policy
     from priorcache.experiment import init_ray, preflight
     from priorcache.platform.prior_client import connect
     from priorcache.platform.tracking import RunTracker
@@ -173,7 +190,8 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
     with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
         tracker.set_tags({"agent": agent, "domain": domain})
         metrics: dict[str, float] = {}
-        if agent == "react":
+        kind = split_agent(agent)[0]
+        if kind == "react":
             from priorcache.baselines.react import ReActAgent
 
             react = ReActAgent(cfg.prior.llm, max_thought_tokens=thought_tokens)
@@ -186,12 +204,12 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
             metrics = {"llm_queries": react.stats.llm_calls, "prior_requests": react.stats.steps,
                        "llm_latency_ms_p50": float(np.median(react.stats.latency_ms))}
         else:
-            use_prior = agent == "direct_llm"
+            policy = {"direct_llm": direct_llm_policy, "sampled_llm": prior_policy}.get(kind, random_policy)
+            use_prior = policy is not random_policy
             pool = connect(cfg.prior)[1] if use_prior else None
             env = make_env(env_config(cfg.env, cfg.prior, use_prior, role="eval"))
             try:
-                result = evaluate(env, direct_llm_policy if use_prior else random_policy,
-                                  cfg.eval.episodes, cfg.eval.seed)
+                result = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed)
             finally:
                 env.close()
             metrics = {"llm_queries": 0.0}
@@ -270,23 +288,25 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
                 f"| {format_cell(r['cache_hit_rate'], '.1%')} | {format_cell(r['prior_latency_ms_p50'], '.2f')} "
                 f"| {format_cell(r['llm_latency_ms_p50'], '.0f')} | {format_cell(r['wall_time_s'], '.0f')} |"
             )
-    lines += ["", "## What the cache saves", "",
-              "PPO-Prior with the semantic cache against the same run with the cache off, per domain.", "",
-              "| domain | LLM queries uncached / cached | prior p50 uncached / cached | wall time uncached / cached "
-              "| success cached | success uncached |",
-              "|---|---|---|---|---|---|"]
+    savings = []
     for domain, domain_rows in by_domain.items():
         agents = {r["agent"]: r for r in domain_rows}
         cached, uncached = agents.get("ppo_prior"), agents.get("ppo_prior_uncached")
         if cached is None or uncached is None:
             continue
-        lines.append(
+        savings.append(
             f"| {domain} | {_ratio(uncached['llm_queries'], cached['llm_queries'])} "
             f"({uncached['llm_queries']:.0f} / {cached['llm_queries']:.0f}) "
             f"| {_ratio(uncached['prior_latency_ms_p50'], cached['prior_latency_ms_p50'])} "
             f"| {_ratio(uncached['wall_time_s'], cached['wall_time_s'])} "
             f"| {format_cell(cached['success_rate'], '.2f')} | {format_cell(uncached['success_rate'], '.2f')} |"
         )
+    if savings:
+        lines += ["", "## What the cache saves", "",
+                  "PPO-Prior with the semantic cache against the same run with the cache off, per domain.", "",
+                  "| domain | LLM queries uncached / cached | prior p50 uncached / cached | wall time uncached / cached "
+                  "| success cached | success uncached |",
+                  "|---|---|---|---|---|---|", *savings]
     return "\n".join(lines) + "\n"
 
 

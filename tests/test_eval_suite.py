@@ -100,3 +100,22 @@ def test_render_only_writes_the_table_from_the_csv_and_runs_nothing(tmp_path):
     write_rows(tmp_path / "text.csv", [row])
     md = run_suite(suite, render_only=True, log=lambda line: pytest.fail(f"ran something: {line}"))
     assert "| random | 1.00 |" in md.read_text() and "| react |" not in md.read_text()
+
+
+def test_variants_add_their_overrides_and_unknown_variants_are_refused(tmp_path):
+    from priorcache.eval_suite import load_suite, run_config
+    from priorcache.platform.config import ConfigError
+
+    path = write_suite(tmp_path, ["direct_llm@pmi", "sampled_llm", "ppo"])
+    data = yaml.safe_load(path.read_text())
+    data["variants"] = {"pmi": ["prior.llm.scoring=pmi", "prior.llm.uniform_mix=0.1"]}
+    path.write_text(yaml.safe_dump(data))
+    suite = load_suite(path)
+    cfg = run_config(suite, "tiny", "direct_llm@pmi")
+    assert (cfg.prior.llm.scoring, cfg.prior.llm.uniform_mix, cfg.name) == ("pmi", 0.1, "t-tiny-direct_llm-pmi")
+    assert run_config(suite, "tiny", "sampled_llm").prior.llm.scoring == "mean"
+
+    data["agents"] = ["direct_llm@tuned"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="variants"):
+        load_suite(path)
