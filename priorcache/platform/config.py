@@ -119,6 +119,11 @@ class LLMConfig:
     """Prior = softmax(score / temperature) over the candidates."""
     uniform_mix: float = 0.0
     """Weight of the uniform distribution mixed into the prior, in [0, 1)."""
+    demos: str = ""
+    """Demonstrations file (`priorcache demos <domain>`) whose expert episodes the prompt shows
+    in context; "" for none. Use training games only."""
+    demo_episodes: int = 2
+    """How many episodes of `demos` the prompt shows (spread over the file)."""
     replicas: int = 1
     """Number of LLM replica actors."""
     num_cpus_per_replica: float = 1.0
@@ -341,7 +346,7 @@ _POSITIVE: tuple[str, ...] = (
     "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
     "env.game.quest_length", "env.suite.level", "env.suite.train_games", "env.suite.eval_games",
     "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
-    "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s",
+    "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s", "prior.llm.demo_episodes",
     "prior.embedder.n_threads", "prior.cache.capacity", "prior.cache.audit_kl_tolerance",
     "prior.cache.meta.every", "prior.cache.meta.kl_budget", "prior.cache.meta.threshold_step",
     "prior.cache.meta.capacity_growth", "prior.cache.meta.max_capacity", "prior.cache.meta.min_refresh",
@@ -465,6 +470,11 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(
             f"config key 'env.game_file': {config.env.game_file} does not exist; "
             "leave it empty to generate the game described by 'env.game'"
+        )
+    if config.prior.llm.demos and not Path(config.prior.llm.demos).exists():
+        raise ConfigError(
+            f"config key 'prior.llm.demos': {config.prior.llm.demos} does not exist; write it with "
+            "`priorcache demos <domain>` (it lands in .cache/demos/<domain>) or leave it empty"
         )
     embedder = config.prior.embedder.model_path
     if embedder and not (Path(embedder) / "modules.json").is_file():

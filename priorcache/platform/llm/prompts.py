@@ -1,12 +1,16 @@
 """Versioned prompt templates, shipped as YAML data in `priorcache/platform/llm/prompts/`.
 
 A template's id (`<name>-v<version>`) guards cached priors, so a changed text must get a new
-version file rather than an edit of an old one.
+version file rather than an edit of an old one. In-context demonstrations (expert episodes
+from training games, `prior.llm.demos`) are appended to the prefix, which backends compute
+once, so they cost nothing per call; the id then names their digest (`+demos-<sha8>`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 
@@ -28,10 +32,31 @@ class PromptTemplate:
     """`str.format` template of the per-state prompt, e.g. "{state}\\n>"."""
     candidate: str
     """`str.format` template of a candidate continuation with field `action`, e.g. " {action}"."""
+    context: str = ""
+    """Digest of what was added to the shipped prefix (demonstrations); "" for none."""
 
     @property
     def id(self) -> str:
-        return f"{self.name}-v{self.version}"
+        return f"{self.name}-v{self.version}" + (f"+{self.context}" if self.context else "")
+
+    def with_demonstrations(self, episodes: Sequence[tuple[str, Sequence[str]]]) -> "PromptTemplate":
+        """This template with expert episodes appended to the prefix, each as (first state, commands).
+
+        An episode is written in the scored format, its opening state then every command on its
+        own prompt line, so that the model sees whole routines from the start of a game rather
+        than single steps (a full transcript of every state would not fit the context).
+        """
+        if not episodes:
+            return self
+        blocks = []
+        for state, commands in episodes:
+            # The later commands follow an empty state: "<state>\n> cmd\n> cmd ..." for the shipped templates.
+            first, *rest = commands
+            blocks.append(self.render_state(state=state) + self.render_candidate(first)
+                          + "".join(self.render_state(state="") + self.render_candidate(c) for c in rest))
+        demos = "\n\n".join(blocks) + "\n\n"
+        digest = hashlib.sha256(demos.encode()).hexdigest()[:8]
+        return replace(self, prefix=self.prefix + demos, context=f"demos-{digest}")
 
     def render_state(self, **fields: str) -> str:
         """The prompt that follows the prefix, with the template's named fields filled in."""

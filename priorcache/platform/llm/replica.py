@@ -16,6 +16,7 @@ import ray
 from priorcache.platform.config import LLMConfig
 from priorcache.platform.llm.backend import ScoringBackend
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
+from priorcache.platform.llm.prompt_context import demonstration_episodes
 from priorcache.platform.llm.prompts import PromptTemplate, load_prompt
 from priorcache.platform.llm.scoring import ScoringRule
 
@@ -50,6 +51,8 @@ class PriorScorer:
     def __init__(self, cfg: LLMConfig) -> None:
         self.rule = ScoringRule(cfg.scoring, cfg.temperature, cfg.uniform_mix)
         self.template = load_prompt(cfg.prompt)
+        if cfg.demos:
+            self.template = self.template.with_demonstrations(demonstration_episodes(cfg.demos, cfg.demo_episodes))
         self.backend = make_backend(cfg, self.template)
         self._null_scores: dict[str, float] = {}
 

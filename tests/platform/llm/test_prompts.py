@@ -37,3 +37,45 @@ def test_templates_are_immutable():
     assert template.id == "t-v2"
     with pytest.raises(dataclasses.FrozenInstanceError):
         template.prefix = "changed"  # type: ignore[misc]
+
+
+def write_demos(path, episodes):
+    """A demos.jsonl in the schema of `priorcache demos` (see priorcache/demos.py)."""
+    import json
+
+    lines = []
+    for episode, (game, states_actions) in enumerate(episodes):
+        for step, (state, action) in enumerate(states_actions):
+            lines.append(json.dumps({"domain": "textworld", "split": "train", "game": game, "episode": episode,
+                                     "step": step, "state": state, "candidates": [action, "look"],
+                                     "action": action, "won": True}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_demonstrations_extend_the_prefix_and_the_id(tmp_path):
+    from priorcache.platform.llm.prompt_context import demonstration_episodes
+
+    demos = write_demos(tmp_path / "demos.jsonl", [
+        ("g1", [("Goal: open the box.\nYou see a box.", "open box"), ("You open the box.", "take key")]),
+        ("g2", [("Goal: eat.\nYou see an apple.", "eat apple")]),
+        ("g3", [("Goal: go north.\nA door is north.", "go north")]),
+    ])
+    template = load_prompt("textworld-v1")
+    episodes = demonstration_episodes(demos, 2)
+    assert episodes == [("Goal: open the box.\nYou see a box.", ["open box", "take key"]),
+                        ("Goal: eat.\nYou see an apple.", ["eat apple"])]
+    shown = template.with_demonstrations(episodes)
+    assert shown.prefix == template.prefix + "Goal: open the box.\nYou see a box.\n> open box\n> take key\n\n" \
+        "Goal: eat.\nYou see an apple.\n> eat apple\n\n"
+    assert shown.id.startswith("textworld-v1+demos-") and shown.id != template.id
+    assert template.with_demonstrations(demonstration_episodes(demos, 3)).id != shown.id
+    assert shown.render_state(state="s") == template.render_state(state="s")
+    assert template.with_demonstrations([]) is template
+
+
+def test_missing_demos_file_names_the_key(tmp_path):
+    from priorcache.platform.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"prior\.llm\.demos.*priorcache demos"):
+        load_config(None, [f"prior.llm.demos={tmp_path / 'nope.jsonl'}"])

@@ -89,3 +89,17 @@ def test_pmi_prior_is_the_summed_prior_calibrated_by_the_empty_state(priors):
 def test_the_rule_is_part_of_the_cache_guard(priors):
     versions = {scorer.prompt_version for _, scorer in priors.values()}
     assert versions == {"textworld-v1/sum-T1-mix0", "textworld-v1/mean-T1-mix0", "textworld-v1/pmi-T1-mix0"}
+
+
+def test_in_context_demonstrations_reach_the_real_prior_and_its_guard(tmp_path):
+    """A demonstration of the exact routine makes its next command likelier, and the guard says so."""
+    from test_prompts import write_demos
+
+    demos = write_demos(tmp_path / "demos.jsonl", [("g1", [(STATE, "open wooden chest"),
+                                                           ("You open the chest.", "take gold key from wooden chest")])])
+    plain = PriorScorer(LLMConfig(n_threads=2))
+    shown = PriorScorer(LLMConfig(n_threads=2, demos=str(demos), demo_episodes=1))
+    assert shown.prompt_version.startswith("textworld-v1+demos-") and plain.prompt_version == "textworld-v1/mean-T1-mix0"
+    state = STATE + "\nYou open the chest."
+    take = ACTIONS.index("take gold key from wooden chest")
+    assert shown.prior([state], [ACTIONS])[0][take] > plain.prior([state], [ACTIONS])[0][take]

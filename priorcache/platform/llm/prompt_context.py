@@ -1,0 +1,26 @@
+"""In-context demonstrations for the prior's prompt: expert episodes chosen from a demos file.
+
+`priorcache demos <domain>` records expert episodes on training games; `prior.llm.demos`
+points the prior at such a file and `prior.llm.demo_episodes` says how many episodes the
+prompt prefix shows (`PromptTemplate.with_demonstrations`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def demonstration_episodes(path: str | Path, count: int) -> list[tuple[str, list[str]]]:
+    """`count` won episodes of a demos file as (opening state, expert commands), spread evenly
+    over the file so that they cover different games and task types (files are in game order)."""
+    from priorcache.demos import load_demos
+
+    episodes: dict[tuple[str, int], tuple[str, list[str]]] = {}
+    for step in load_demos(path):
+        if step.won:
+            episodes.setdefault((step.game, step.episode), (step.state, []))[1].append(step.action)
+    chosen = list(episodes.values())
+    if count < len(chosen):
+        stride = len(chosen) / count
+        chosen = [chosen[int(i * stride)] for i in range(count)]
+    return chosen
