@@ -20,6 +20,7 @@ from typing import Any, Callable
 import gymnasium as gym
 
 from priorcache.envs.prior_features import PriorFeaturesWrapper
+from priorcache.envs.recent_actions import RecentActions
 from priorcache.platform.config import EnvConfig, PriorConfig, from_dict, to_dict
 from priorcache.platform.embed import TextEmbedder
 from priorcache.platform.prior_client import PriorClient
@@ -122,7 +123,8 @@ def make_text_env(cfg: EnvConfig, role: str = "train") -> gym.Env:
     """The text environment named by `env.name` (observations `{"state", "candidates"}`)."""
     if role not in ROLES:
         raise ValueError(f"env role {role!r}: choose one of {', '.join(ROLES)}")
-    return TEXT_ENVS[cfg.name](cfg, role)
+    env = TEXT_ENVS[cfg.name](cfg, role)
+    return RecentActions(env, cfg.history) if cfg.history else env
 
 
 def env_config(env: EnvConfig, prior: PriorConfig, use_prior: bool, role: str = "train") -> dict[str, Any]:

@@ -100,6 +100,8 @@ class EnvConfig:
     """Episode step limit (truncation)."""
     max_actions: int = 32
     """Action slots of the policy; admissible commands beyond this are dropped (counted)."""
+    history: int = 0
+    """Recent commands appended to the state text (prompt, cache key and policy input alike); 0: none."""
 
 
 @dataclass
@@ -361,7 +363,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "prior.llm.num_cpus_per_replica", "algorithm.entropy_coeff", "algorithm.prior_weight_start",
     "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
-    "algorithm.learning_starts",
+    "algorithm.learning_starts", "env.history",
 )
 
 

@@ -46,3 +46,24 @@ def test_textworld_resolves_a_generated_game_for_both_roles(tmp_path):
 def test_unknown_role_is_rejected():
     with pytest.raises(ValueError, match="role"):
         make_text_env(EnvConfig(), "test")
+
+
+def test_history_appends_the_recent_commands_to_the_state():
+    """`env.history=2` on the real BabyAI text env: the last two commands, oldest first."""
+    env = make_text_env(EnvConfig(name="babyai", history=2, max_steps=10))
+    obs, _ = env.reset(seed=0)
+    assert "Recent commands" not in obs["state"]
+    played = []
+    for slot in (0, 1, 2):
+        played.append(obs["candidates"][slot])
+        obs, *_ = env.step(slot)
+    assert obs["state"].endswith(f"\n\nRecent commands: {played[1]}; {played[2]}.")
+    obs, _ = env.reset(seed=1)
+    assert "Recent commands" not in obs["state"]
+
+
+def test_bad_history_names_the_key():
+    from priorcache.platform.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"env\.history"):
+        load_config(None, ["env.history=-1"])
