@@ -14,6 +14,8 @@ budget overrides, and agents:
 Variants compare one agent under several settings (e.g. the base against the fine-tuned
 prior, or scoring rules): the suite's `variants` maps a name to overrides, and an agent
 entry `direct_llm@tuned` is the agent with the variant `tuned`'s overrides (its own row).
+`{domain}` in a variant's override is replaced by the domain's name, for per-domain files
+such as `prior.llm.demos=.cache/demos/{domain}`.
 
 Every row runs in a fresh local Ray instance, so LLM-pool and cache counters are the row's
 own. Rows are appended to `<output>.csv` as they finish: an interrupted suite keeps its
@@ -88,7 +90,7 @@ class EvalSuiteConfig:
     agents: list[str] = field(default_factory=lambda: list(AGENTS))
     """Agents, in table order: one of `AGENTS`, or `<agent>@<variant>` for a named variant."""
     variants: dict[str, list[str]] = field(default_factory=dict)
-    """Variant name -> overrides applied on top of the domain's and the agent's."""
+    """Variant name -> overrides applied on top of the domain's and the agent's (`{domain}`: the domain name)."""
     domains: dict[str, DomainSpec] = field(default_factory=dict)
     """Domain name -> experiment and overrides, in table order."""
     overrides: list[str] = field(default_factory=list)
@@ -131,8 +133,9 @@ def run_config(suite: EvalSuiteConfig, domain: str, agent: str) -> ExperimentCon
     spec = suite.domains[domain]
     tag = f"{suite.name}-{domain}-{agent}".replace("@", "-")
     base, variant = split_agent(agent)
+    variant_overrides = [item.replace("{domain}", domain) for item in suite.variants.get(variant, ())]
     return load_config(spec.experiment, [*spec.overrides, *suite.overrides, *RL_AGENTS.get(base, ()),
-                                         *suite.variants.get(variant, ()), f"name={tag}", f"prior.cache.namespace={tag}"])
+                                         *variant_overrides, f"name={tag}", f"prior.cache.namespace={tag}"])
 
 
 def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Sequence[str] = (),

@@ -34,6 +34,7 @@ from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.platform.cache.controller import CHANGE_LOG, CacheController
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
+from priorcache.platform.llm.prompt_context import resolve_demos
 from priorcache.platform.prior_client import connect
 from priorcache.platform.tracking import RunTracker, tracking_uri
 
@@ -118,6 +119,8 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
         make_text_env(cfg.env, role).close()
     if uses_prior(cfg):
         resolve_model_path(cfg.prior.llm.model_path, cache_dir_from_env())
+        llm = replace(cfg.prior.llm, demos=resolve_demos(cfg.prior.llm.demos))
+        cfg = replace(cfg, prior=replace(cfg.prior, llm=llm))
     return cfg
 
 

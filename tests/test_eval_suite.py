@@ -108,11 +108,12 @@ def test_variants_add_their_overrides_and_unknown_variants_are_refused(tmp_path)
 
     path = write_suite(tmp_path, ["direct_llm@pmi", "sampled_llm", "ppo"])
     data = yaml.safe_load(path.read_text())
-    data["variants"] = {"pmi": ["prior.llm.scoring=pmi", "prior.llm.uniform_mix=0.1"]}
+    data["variants"] = {"pmi": ["prior.llm.scoring=pmi", "prior.llm.uniform_mix=0.1", "output_dir=out/{domain}"]}
     path.write_text(yaml.safe_dump(data))
     suite = load_suite(path)
     cfg = run_config(suite, "tiny", "direct_llm@pmi")
     assert (cfg.prior.llm.scoring, cfg.prior.llm.uniform_mix, cfg.name) == ("pmi", 0.1, "t-tiny-direct_llm-pmi")
+    assert cfg.output_dir == "out/tiny"
     assert run_config(suite, "tiny", "sampled_llm").prior.llm.scoring == "mean"
 
     data["agents"] = ["direct_llm@tuned"]

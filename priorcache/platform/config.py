@@ -112,6 +112,9 @@ class LLMConfig:
     """Scoring backend. Registered: llama_cpp (CPU, default)."""
     model_path: str = ""
     """GGUF model file. Empty: the Gemma 3 270M Q4_K_M shipped by the PyPI package."""
+    adapter_path: str = ""
+    """GGUF LoRA adapter applied over `model_path` (`adapter.gguf` from `priorcache prior finetune`);
+    empty: the base model. The adapter's digest joins the model id, so cached priors never mix."""
     prompt: str = "textworld-v1"
     """Prompt template id (a versioned YAML under priorcache/platform/llm/prompts/)."""
     scoring: str = "mean"
@@ -473,11 +476,6 @@ def validate(config: ExperimentConfig) -> None:
             f"config key 'env.game_file': {config.env.game_file} does not exist; "
             "leave it empty to generate the game described by 'env.game'"
         )
-    if config.prior.llm.demos and not Path(config.prior.llm.demos).exists():
-        raise ConfigError(
-            f"config key 'prior.llm.demos': {config.prior.llm.demos} does not exist; write it with "
-            "`priorcache demos <domain>` (it lands in .cache/demos/<domain>) or leave it empty"
-        )
     embedder = config.prior.embedder.model_path
     if embedder and not (Path(embedder) / "modules.json").is_file():
         raise ConfigError(
@@ -489,6 +487,13 @@ def validate(config: ExperimentConfig) -> None:
             f"config key 'prior.llm.model_path': {config.prior.llm.model_path} does not exist; "
             "leave it empty for the Gemma 3 270M GGUF shipped on PyPI"
         )
+    if config.prior.llm.adapter_path:
+        from priorcache.platform.llm.gguf_adapter import read_adapter_file
+
+        try:
+            read_adapter_file(config.prior.llm.adapter_path)
+        except ValueError as err:  # ModelFileError: it names the key and the fix
+            raise ConfigError(str(err)) from err
 
 
 def select(config: ExperimentConfig, dotted_key: str) -> Any:

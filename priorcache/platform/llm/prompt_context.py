@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from priorcache.platform.config import ConfigError
+
 
 def demonstration_episodes(path: str | Path, count: int) -> list[tuple[str, list[str]]]:
     """`count` won episodes of a demos file as (opening state, expert commands), spread evenly
@@ -24,3 +26,16 @@ def demonstration_episodes(path: str | Path, count: int) -> list[tuple[str, list
         stride = len(chosen) / count
         chosen = [chosen[int(i * stride)] for i in range(count)]
     return chosen
+
+
+def resolve_demos(path: str) -> str:
+    """`prior.llm.demos` as an absolute path (Ray actors may run elsewhere), checked to exist."""
+    if not path:
+        return path
+    resolved = Path(path).resolve()
+    if not resolved.exists():
+        raise ConfigError(
+            f"config key 'prior.llm.demos': {path} does not exist; write it with `priorcache demos <domain>` "
+            "(it lands in .cache/demos/<domain>) or leave it empty"
+        )
+    return str(resolved)

@@ -74,8 +74,13 @@ def test_demonstrations_extend_the_prefix_and_the_id(tmp_path):
     assert template.with_demonstrations([]) is template
 
 
-def test_missing_demos_file_names_the_key(tmp_path):
-    from priorcache.platform.config import ConfigError, load_config
+def test_demos_path_is_made_absolute_and_a_missing_one_names_the_key(tmp_path, monkeypatch):
+    from priorcache.platform.config import ConfigError
+    from priorcache.platform.llm.prompt_context import resolve_demos
 
+    monkeypatch.chdir(tmp_path)
+    write_demos(tmp_path / "demos.jsonl", [("g", [("Goal: eat.", "eat apple")])])
+    assert resolve_demos("demos.jsonl") == str(tmp_path / "demos.jsonl")
+    assert resolve_demos("") == ""
     with pytest.raises(ConfigError, match=r"prior\.llm\.demos.*priorcache demos"):
-        load_config(None, [f"prior.llm.demos={tmp_path / 'nope.jsonl'}"])
+        resolve_demos("nope.jsonl")
