@@ -4,6 +4,7 @@
 #   make test   - the test suite (fast + real-path tests; `make test-all` adds the slow ones)
 #   make ui     - MLflow UI on the project's run store (http://127.0.0.1:5000)
 #   make bench  - prior-latency benchmark (cache hit vs LLM call)
+#   make results / make prior-results - the results tables in docs/results/ (hours on 2 cores)
 
 SHELL := /bin/bash
 VENV := .venv
@@ -20,7 +21,7 @@ export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 export UV_PYTHON := 3.11
 
-.PHONY: env run test test-all ui bench results clean
+.PHONY: env run test test-all ui bench results prior-results clean
 
 env: $(VENV)/.synced
 
@@ -52,6 +53,23 @@ bench: env
 # The text-domain results table (docs/results/text.md); resumes from docs/results/text.csv.
 results: env
 	$(PY) -m priorcache eval experiments/suites/text.yaml $(ARGS)
+
+# The informative-prior table (docs/results/prior.md). Its inputs are made first where missing:
+# the demonstrations of every domain, and the LoRA adapter (committed; delete it to retrain).
+PRIOR_ADAPTER := priorcache/platform/llm/adapters/alfworld-lora.gguf
+DEMOS := $(foreach d,alfworld twsuite babyai,.cache/demos/$(d)/card.json)
+
+.cache/demos/alfworld/card.json: | env
+	$(PY) -m priorcache demos alfworld env.alfworld.max_games=0
+.cache/demos/%/card.json: | env
+	$(PY) -m priorcache demos $*
+
+$(PRIOR_ADAPTER): | .cache/demos/alfworld/card.json
+	$(PY) -m priorcache prior finetune experiments/finetune/alfworld_lora.yaml
+	cp .cache/finetune/alfworld/adapter.gguf $@
+
+prior-results: env $(DEMOS) $(PRIOR_ADAPTER)
+	$(PY) -m priorcache eval experiments/suites/prior.yaml $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(BOOT)

@@ -7,6 +7,10 @@
     priorcache bench cache-policies [--config F] [--envs ..] [--steps N]
                                              every cache policy on the same env steps -> ratio table
     priorcache ui [--port N]                 MLflow UI on the project's run store
+    priorcache demos DOMAIN|CONFIG [--out DIR] [--episodes N] [--keep-lost] [key=value ...]
+                                             expert demonstrations on the training games -> demos.jsonl
+    priorcache prior finetune CONFIG [key=value ...]
+                                             LoRA on demonstrations (CPU) -> adapter.gguf for prior.llm.adapter_path
 
 Input errors (config, game file, model file, cluster address) are reported in one line
 naming the config key, with exit code 2; config errors before Ray starts.
@@ -110,6 +114,33 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demos(args: argparse.Namespace) -> int:
+    from priorcache.demos import run_demos
+
+    try:
+        out_dir, card = run_demos(args.target, args.overrides, out=args.out, episodes=args.episodes,
+                                  keep_lost=args.keep_lost)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"demos {card.domain}: {card.steps} steps of {card.episodes_kept} episodes on {card.games} games, "
+          f"win rate {card.win_rate:.1%}, {card.seconds:.0f} s -> {out_dir}/ (demos.jsonl, CARD.md, card.json)")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from priorcache.demos import DemoFileError
+    from priorcache.platform.llm.finetune import load_finetune_config, run_finetune, summary_lines
+
+    try:
+        outcome = run_finetune(load_finetune_config(args.config, args.overrides))
+    except (*_input_errors(), DemoFileError) as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"\n{summary_lines(outcome.summary)}")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from priorcache.platform.tracking import default_artifact_root, default_tracking_uri
 
@@ -147,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     policies.add_argument("--envs", type=lambda s: s.split(","), default=[], help="comma-separated subset")
     policies.add_argument("--steps", type=int, default=None, help="env steps per (env, policy)")
     policies.set_defaults(func=_bench)
+    demos = sub.add_parser("demos", help="record expert demonstrations on a domain's training games")
+    demos.add_argument("target", help="alfworld, textworld, twsuite, babyai, or an experiment YAML")
+    demos.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. env.alfworld.max_games=0)")
+    demos.add_argument("--out", default=None, help="dataset folder (default: .cache/demos/<domain>)")
+    demos.add_argument("--episodes", type=int, default=None,
+                       help="episodes to play (default: one per training game; TextWorld 1, BabyAI 100)")
+    demos.add_argument("--keep-lost", action="store_true", help="keep episodes the expert did not win")
+    demos.set_defaults(func=_demos)
+    prior = sub.add_parser("prior", help="work on the LLM prior itself")
+    prior_sub = prior.add_subparsers(dest="prior_command", required=True)
+    finetune = prior_sub.add_parser("finetune", help="LoRA-tune the prior LLM on expert demonstrations (CPU)")
+    finetune.add_argument("config", help="fine-tuning YAML (e.g. experiments/finetune/alfworld_lora.yaml)")
+    finetune.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. train.max_steps=50)")
+    finetune.set_defaults(func=_finetune)
     ui = sub.add_parser("ui", help="serve the MLflow UI on the project's run store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     ui.add_argument("--port", type=int, default=5000)

@@ -15,6 +15,10 @@ kernels re-quantise activations per row and tile rows by decode size, so with th
 Gemma the same candidate scored next to other candidates (or after a prompt split differently)
 moves by up to ~0.2 nats per token. That is noise of the model's numerics, not of the sharing.
 
+A GGUF LoRA adapter (`adapter_path`, from `priorcache prior finetune`) is applied to the context
+before the prefix is decoded; its file digest is appended to `model_id` (`<base id>+lora-<sha8>`),
+so priors cached for the base model never answer for the tuned one.
+
 Not thread-safe: one backend owns one llama.cpp context; use one backend per thread/actor.
 """
 
@@ -64,6 +68,15 @@ def _model_id(path: Path) -> str:
     return f"{path.stem}-{digest.hexdigest()[:12]}"
 
 
+def _file_digest(path: Path) -> str:
+    """sha256 of a whole file (adapters are small: ~15 MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _log_normaliser(logits: np.ndarray) -> np.ndarray:
     """log sum exp of each row of (rows, vocab) logits, in float64."""
     peak = logits.max(axis=1)
@@ -91,6 +104,7 @@ class LlamaCppBackend(ScoringBackend):
         max_candidates: int = 64,
         normalisation: str = "mean",
         model_id: str | None = None,
+        adapter_path: str | Path | None = None,
     ) -> None:
         self._model = self._ctx = self._batch = None  # what `close` frees, whatever fails below
         if normalisation not in NORMALISATIONS:
@@ -144,6 +158,10 @@ class LlamaCppBackend(ScoringBackend):
         self._ctx = llama.llama_init_from_model(self._model, params)
         if not self._ctx:
             raise RuntimeError(f"llama.cpp could not create a context with n_ctx={n_ctx} (prior.llm.n_ctx)")
+        if adapter_path:
+            # Before the prefix is decoded: its cached KV must come from the adapted weights too.
+            self._set_lora_adapter(Path(adapter_path))
+            self.model_id += f"+lora-{_file_digest(Path(adapter_path))[:8]}"
         self._n_ctx = llama.llama_n_ctx(self._ctx)
         self._n_batch = llama.llama_n_batch(self._ctx)
         self._max_candidates = max_candidates
@@ -186,6 +204,19 @@ class LlamaCppBackend(ScoringBackend):
             logits = np.ctypeslib.as_array(llama.llama_get_logits_ith(self._ctx, 0), shape=(self._n_vocab,))
             pos += 1
         return raw.decode("utf-8", errors="ignore")
+
+    def _set_lora_adapter(self, path: Path) -> None:
+        """Apply a GGUF LoRA adapter (scale 1) to every decode of this context."""
+        # Freed by llama.cpp together with the model.
+        adapter = llama.llama_adapter_lora_init(self._model, str(path).encode())
+        if not adapter:
+            raise ModelFileError(
+                f"llama.cpp could not load the LoRA adapter {path} (its errors are logged above); config key "
+                "'prior.llm.adapter_path' must name an adapter.gguf exported for the model in 'prior.llm.model_path'"
+            )
+        adapters = (llama.llama_adapter_lora_p_ctypes * 1)(adapter)
+        if llama.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+            raise RuntimeError(f"llama.cpp could not apply the LoRA adapter {path} (prior.llm.adapter_path)")
 
     def close(self) -> None:
         """Free the llama.cpp context and model (also done when the backend is collected)."""

@@ -30,6 +30,7 @@ def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
         n_threads=cfg.n_threads,
         n_ctx=cfg.n_ctx,
         normalisation=ScoringRule(cfg.scoring).token_reduction,
+        adapter_path=cfg.adapter_path or None,
     )
 
 
