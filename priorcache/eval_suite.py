@@ -275,7 +275,7 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
     missing = [f"{d} / {a}" for d in suite.domains for a in suite.agents
                if a not in {r["agent"] for r in by_domain.get(d, [])}]
     if missing:
-        lines += ["", f"Not measured yet ({len(missing)} rows; `make results` runs just these): "
+        lines += ["", f"Not measured yet ({len(missing)} rows; `priorcache eval` on this suite runs just these): "
                   + ", ".join(missing) + "."]
     for domain, domain_rows in by_domain.items():
         lines += ["", f"## {domain}", "",

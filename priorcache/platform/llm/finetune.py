@@ -91,7 +91,8 @@ class TrainSettings:
     grad_clip: float = 1.0
     """Gradient-norm clipping (0 = none)."""
     threads: int = 2
-    """torch and llama.cpp threads (pin it: oversubscribed threads slow both down badly)."""
+    """torch and llama.cpp threads. Pin it: on 2 cores with another busy process, 2 threads ran a
+    step 10x slower than 1 (measured); use 2 only on a machine of its own."""
     seed: int = 0
     """Seed of the split, the batch order, LoRA's initialisation and dropout."""
     bf16: bool = True
