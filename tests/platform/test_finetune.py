@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from priorcache.demos import DemoStep
-from priorcache.platform.config import ConfigError, load_config
+from priorcache.platform.config import ConfigError, LLMConfig, load_config
 from priorcache.platform.llm.backend import ModelFileError
 from priorcache.platform.llm.finetune import load_finetune_config, run_finetune
 from priorcache.platform.llm.finetune_data import split_by_game
@@ -21,6 +21,7 @@ from priorcache.platform.llm.gguf_adapter import read_adapter_file
 from priorcache.platform.llm.llama_cpp_backend import LlamaCppBackend
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompts import load_prompt
+from priorcache.platform.llm.replica import PriorScorer
 
 TEMPLATE = load_prompt("textworld-v1")
 ROOMS = ("kitchen", "bathroom", "bedroom")
@@ -118,6 +119,15 @@ def test_backend_with_adapter_has_its_own_model_id_and_scores(run):
         tuned.close()
     assert np.mean(np.abs(tuned_scores - base_scores)) > 0.5
     assert np.argmax(tuned_scores) == step.candidates.index(step.action)
+
+
+def test_prior_scorer_built_from_config_serves_the_adapter(run):
+    _, outcome = run
+    scorer = PriorScorer(LLMConfig(adapter_path=str(outcome.adapter_path), n_threads=1))
+    try:
+        assert scorer.model_id == outcome.summary["model_id"]["tuned"]
+    finally:
+        scorer.backend.close()
 
 
 def test_adapter_path_config_is_checked(run, tmp_path):
