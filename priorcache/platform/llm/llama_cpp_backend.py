@@ -34,6 +34,7 @@ import llama_cpp.llama_cpp as llama
 import numpy as np
 
 from priorcache.platform.llm.backend import NORMALISATIONS, ModelFileError, ScoringBackend
+from priorcache.platform.llm.llama_tokens import tokenize
 
 _log = logging.getLogger(__name__)
 
@@ -353,13 +354,7 @@ class LlamaCppBackend(ScoringBackend):
             raise RuntimeError(f"llama_decode failed with status {status}")
 
     def _tokenize(self, text: str, *, bos: bool) -> list[int]:
-        data = text.encode("utf-8")
-        # A token covers at least one byte, plus room for BOS/EOS.
-        buffer = (llama.llama_token * (len(data) + 2))()
-        n = llama.llama_tokenize(self._vocab, data, len(data), buffer, len(buffer), bos, False)
-        if n < 0:
-            raise RuntimeError(f"llama.cpp could not tokenize {text[:80]!r} (needed {-n} tokens)")
-        return list(buffer[:n])
+        return tokenize(self._vocab, text, bos=bos)
 
     def _piece(self, token: int) -> bytes:
         buffer = ctypes.create_string_buffer(64)

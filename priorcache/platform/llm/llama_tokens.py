@@ -14,8 +14,21 @@ import llama_cpp.llama_cpp as llama
 from priorcache.platform.llm.backend import ModelFileError
 
 
+def tokenize(vocab: llama.llama_vocab_p, text: str, *, bos: bool) -> list[int]:
+    """Token ids of `text` in a llama.cpp vocabulary, BOS first when `bos`; no special-token parsing.
+
+    The one tokenization both the scoring backend and fine-tuning use."""
+    data = text.encode("utf-8")
+    # A token covers at least one byte, plus room for BOS/EOS.
+    buffer = (llama.llama_token * (len(data) + 2))()
+    n = llama.llama_tokenize(vocab, data, len(data), buffer, len(buffer), bos, False)
+    if n < 0:
+        raise RuntimeError(f"llama.cpp could not tokenize {text[:80]!r} (needed {-n} tokens)")
+    return list(buffer[:n])
+
+
 class LlamaTokenizer:
-    """`tokenize(text, bos=...)` with the vocabulary of one GGUF model (as `LlamaCppBackend._tokenize`)."""
+    """`tokenize(text, bos=...)` with the vocabulary of one GGUF model, without its weights."""
 
     def __init__(self, model_path: str | Path) -> None:
         self._model = None  # what `close` frees, whatever fails below
@@ -29,13 +42,7 @@ class LlamaTokenizer:
 
     def tokenize(self, text: str, *, bos: bool) -> list[int]:
         """Token ids of `text`, with the model's BOS first when `bos`; no special-token parsing."""
-        data = text.encode("utf-8")
-        # A token covers at least one byte, plus room for BOS/EOS.
-        buffer = (llama.llama_token * (len(data) + 2))()
-        n = llama.llama_tokenize(self._vocab, data, len(data), buffer, len(buffer), bos, False)
-        if n < 0:
-            raise RuntimeError(f"llama.cpp could not tokenize {text[:80]!r} (needed {-n} tokens)")
-        return list(buffer[:n])
+        return tokenize(self._vocab, text, bos=bos)
 
     def close(self) -> None:
         """Free the vocabulary (also done when the tokenizer is collected)."""
