@@ -21,20 +21,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from priorcache.demos import DOMAINS, resolve_target  # noqa: E402
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
-
-EXPERIMENTS = {
-    "alfworld": "experiments/alfworld_ppo_prior.yaml",
-    "twsuite": "experiments/twsuite_ppo_prior.yaml",
-    "babyai": "experiments/babyai_ppo_prior.yaml",
-    "textworld": "experiments/textworld_ppo_prior.yaml",
-}
 
 
 def repeat_rate(domain: str, window: int, episodes: int, max_steps: int) -> tuple[float, int]:
     """Share of steps whose (state, candidates) occurred earlier, and the number of steps."""
-    cfg = load_config(EXPERIMENTS[domain], [f"env.history={window}", f"env.max_steps={max_steps}"])
+    cfg = load_config(resolve_target(domain)[0], [f"env.history={window}", f"env.max_steps={max_steps}"])
     env = make_text_env(resolve_env(cfg.env), "train")
     seen: set[tuple[str, tuple[str, ...]]] = set()
     repeats = steps = 0
@@ -57,7 +51,7 @@ def repeat_rate(domain: str, window: int, episodes: int, max_steps: int) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domain", choices=sorted(EXPERIMENTS), default="alfworld")
+    parser.add_argument("--domain", choices=sorted(DOMAINS), default="alfworld")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--windows", type=int, nargs="+", default=[0, 1, 2, 4])

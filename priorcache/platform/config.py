@@ -18,6 +18,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from priorcache.platform.llm.scoring import ScoringRule
+
 
 T = TypeVar("T")
 
@@ -341,7 +343,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "env.name": ("textworld", "textworld_suite", "alfworld", "babyai"),
     "env.suite.family": ("simple", "cooking", "coin_collector"),
     "prior.llm.backend": ("llama_cpp",),
-    "prior.llm.scoring": ("mean", "sum", "pmi"),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
     "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
@@ -351,7 +352,7 @@ _POSITIVE: tuple[str, ...] = (
     "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
     "env.game.quest_length", "env.suite.level", "env.suite.train_games", "env.suite.eval_games",
     "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
-    "prior.llm.max_batch", "prior.llm.temperature", "prior.llm.timeout_s", "prior.llm.demo_episodes",
+    "prior.llm.max_batch", "prior.llm.timeout_s", "prior.llm.demo_episodes",
     "prior.embedder.n_threads", "prior.cache.capacity", "prior.cache.audit_kl_tolerance",
     "prior.cache.meta.every", "prior.cache.meta.kl_budget", "prior.cache.meta.threshold_step",
     "prior.cache.meta.capacity_growth", "prior.cache.meta.max_capacity", "prior.cache.meta.min_refresh",
@@ -427,10 +428,11 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(
             f"config key 'prior.cache.threshold' must be in (0, 1], got {config.prior.cache.threshold}"
         )
-    if not 0.0 <= config.prior.llm.uniform_mix < 1.0:
-        raise ConfigError(
-            f"config key 'prior.llm.uniform_mix' must be in [0, 1), got {config.prior.llm.uniform_mix}"
-        )
+    llm = config.prior.llm
+    try:  # the scoring rule checks its own settings, naming their keys
+        ScoringRule(llm.scoring, llm.temperature, llm.uniform_mix)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     if not 0.0 <= config.prior.cache.audit_rate <= 1.0:
         raise ConfigError(
             f"config key 'prior.cache.audit_rate' must be in [0, 1], got {config.prior.cache.audit_rate}"
