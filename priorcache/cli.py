@@ -71,11 +71,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from priorcache.eval_suite import load_suite, run_suite
+    from priorcache.eval_suite import domain_agents, load_suite, run_suite
 
     try:
         suite = load_suite(args.suite)
-        for key, chosen, known in (("--domains", args.domains, suite.domains), ("--agents", args.agents, suite.agents)):
+        all_agents = list(dict.fromkeys(a for d in suite.domains for a in domain_agents(suite, d)))
+        for key, chosen, known in (("--domains", args.domains, suite.domains), ("--agents", args.agents, all_agents)):
             unknown = [name for name in chosen if name not in known]
             if unknown:
                 raise ConfigError(f"{key}: {unknown} not in the suite; choose from {', '.join(known)}")

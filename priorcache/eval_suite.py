@@ -7,9 +7,13 @@ budget overrides, and agents:
   MLflow run each, as `priorcache run` would): `ppo_prior`, `ppo_prior_uncached` (cache
   off: every prior request asks the LLM), `dqn_prior`, `ppo` (no prior).
 - Evaluation-only agents play the same held-out episodes: `direct_llm` (argmax of the
-  prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`) and
+  prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`),
+  `rule` (WebShop's rule baseline, `baselines/webshop_rule.py`; WebShop domains only) and
   `random`. `sampled_llm` samples the prior instead of taking its argmax. Each is logged as
   its own MLflow run too.
+
+A domain may list its own `agents` (e.g. `rule` only where it applies); otherwise it runs
+the suite's.
 
 Variants compare one agent under several settings (e.g. the base against the fine-tuned
 prior, or scoring rules): the suite's `variants` maps a name to overrides, and an agent
@@ -57,7 +61,7 @@ RL_AGENTS: dict[str, tuple[str, ...]] = {
     "ppo": ("algorithm.name=ppo",),
 }
 """RL agents and the overrides that make them from a domain's experiment."""
-EVAL_AGENTS = ("direct_llm", "sampled_llm", "react", "random")
+EVAL_AGENTS = ("direct_llm", "sampled_llm", "react", "rule", "random")
 """Agents that only evaluate."""
 AGENTS = (*RL_AGENTS, *EVAL_AGENTS)
 
@@ -77,6 +81,8 @@ class DomainSpec:
     """Experiment YAML (relative to the working directory)."""
     overrides: list[str] = field(default_factory=list)
     """Budget and size overrides, `key=value`, applied to every agent on this domain."""
+    agents: list[str] = field(default_factory=list)
+    """This domain's agents, in table order; empty: the suite's `agents`."""
 
 
 @dataclass
@@ -108,18 +114,28 @@ def load_suite(path: str | Path) -> EvalSuiteConfig:
         suite: EvalSuiteConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
         raise ConfigError(f"suite key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
-    unknown = [a for a in suite.agents if split_agent(a)[0] not in AGENTS]
-    if unknown:
-        raise ConfigError(f"suite key 'agents': unknown {unknown}; choose from {', '.join(AGENTS)}")
-    undefined = [a for a in suite.agents if split_agent(a)[1] not in ("", *suite.variants)]
-    if undefined:
-        raise ConfigError(f"suite key 'agents': {undefined} name variants that suite key 'variants' does not define")
     if not suite.domains:
         raise ConfigError("suite key 'domains' is empty: name at least one experiment YAML")
+    lists = {"agents": suite.agents, **{f"domains.{d}.agents": s.agents for d, s in suite.domains.items()}}
+    for key, agents in lists.items():
+        unknown = [a for a in agents if split_agent(a)[0] not in AGENTS]
+        if unknown:
+            raise ConfigError(f"suite key '{key}': unknown {unknown}; choose from {', '.join(AGENTS)}")
+        undefined = [a for a in agents if split_agent(a)[1] not in ("", *suite.variants)]
+        if undefined:
+            raise ConfigError(f"suite key '{key}': {undefined} name variants that suite key 'variants' does not define")
     for domain in suite.domains:  # fail on a bad experiment before hours of runs, not during
-        for agent in suite.agents:
-            run_config(suite, domain, agent)
+        for agent in domain_agents(suite, domain):
+            cfg = run_config(suite, domain, agent)
+            if split_agent(agent)[0] == "rule" and cfg.env.name != "webshop":
+                raise ConfigError(f"suite domain {domain!r}: agent 'rule' plays WebShop only (env.name is "
+                                  f"{cfg.env.name!r}); list agents per domain with 'domains.{domain}.agents'")
     return suite
+
+
+def domain_agents(suite: EvalSuiteConfig, domain: str) -> list[str]:
+    """The agents of one domain's rows, in table order."""
+    return suite.domains[domain].agents or suite.agents
 
 
 def split_agent(entry: str) -> tuple[str, str]:
@@ -145,7 +161,7 @@ def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Seque
     rows = [] if fresh else read_rows(csv_path)
     done = {(r["domain"], r["agent"]) for r in rows}
     for domain in () if render_only else domains or suite.domains:
-        for agent in agents or suite.agents:
+        for agent in [a for a in domain_agents(suite, domain) if not agents or a in agents]:
             if (domain, agent) in done:
                 log(f"[{domain} / {agent}] already in {csv_path}, skipped")
                 continue
@@ -194,7 +210,16 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
         tracker.set_tags({"agent": agent, "domain": domain})
         metrics: dict[str, float] = {}
         kind = split_agent(agent)[0]
-        if kind == "react":
+        if kind == "rule":
+            from priorcache.baselines.webshop_rule import WebShopRuleAgent
+
+            env = make_text_env(cfg.env, role="eval")
+            try:
+                result = evaluate(env, WebShopRuleAgent(), cfg.eval.episodes, cfg.eval.seed)
+            finally:
+                env.close()
+            metrics = {"llm_queries": 0.0}
+        elif kind == "react":
             from priorcache.baselines.react import ReActAgent
 
             react = ReActAgent(cfg.prior.llm, max_thought_tokens=thought_tokens)
@@ -272,7 +297,7 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
     by_domain: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_domain.setdefault(row["domain"], []).append(row)
-    missing = [f"{d} / {a}" for d in suite.domains for a in suite.agents
+    missing = [f"{d} / {a}" for d in suite.domains for a in domain_agents(suite, d)
                if a not in {r["agent"] for r in by_domain.get(d, [])}]
     if missing:
         lines += ["", f"Not measured yet ({len(missing)} rows; `priorcache eval` on this suite runs just these): "
@@ -282,7 +307,7 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
                   "| agent | success | return | steps | train env steps | LLM queries | prior requests "
                   "| hit rate | prior p50 | LLM p50 | wall s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
-        order = {a: i for i, a in enumerate(suite.agents)}
+        order = {a: i for i, a in enumerate(domain_agents(suite, domain) if domain in suite.domains else suite.agents)}
         for r in sorted(domain_rows, key=lambda r: order.get(r["agent"], len(order))):
             lines.append(
                 f"| {r['agent']} | {format_cell(r['success_rate'], '.2f')} | {format_cell(r['episode_return_mean'], '.2f')} "

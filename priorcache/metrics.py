@@ -69,7 +69,9 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
         stats = ray.get(cache.stats.remote())
         metrics.update({metric: stats[param] for param, metric in PARAM_METRICS.items()})
         metrics.update({"cache_size": stats["size"], "cache_evictions": stats["evictions"],
-                        "cache_remapped_hits": stats["remapped_hits"], "cache_false_hits": stats["false_hits"]})
+                        "cache_remapped_hits": stats["remapped_hits"], "cache_false_hits": stats["false_hits"],
+                        "cache_proposal_lookups": stats["proposal_lookups"],
+                        "cache_proposal_hits": stats["proposal_hits"]})
     return metrics
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from priorcache.eval_suite import COLUMNS, EvalSuiteConfig, render_markdown
+from priorcache.eval_suite import COLUMNS, EvalSuiteConfig, domain_agents, load_suite, render_markdown
+from priorcache.platform.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,3 +137,16 @@ def test_variant_and_sampled_rows_run_on_the_real_prior(tmp_path):
     for row in rows.values():
         assert row["episodes"] == "2.0" and float(row["llm_queries"]) > 0 and row["mlflow_run_id"]
     assert "| direct_llm@pmi |" in (tmp_path / "results" / "text.md").read_text()
+
+
+def test_rule_agent_is_refused_outside_webshop_and_domains_list_their_agents(tmp_path):
+    suite = write_suite(tmp_path, ["random", "rule"])
+    with pytest.raises(ConfigError, match="'rule' plays WebShop only"):
+        load_suite(suite)
+    data = yaml.safe_load(suite.read_text())
+    data["agents"] = ["random"]
+    data["domains"]["webshop"] = {"experiment": str(REPO / "experiments/webshop_ppo_prior.yaml"), "agents": ["rule", "random"]}
+    suite.write_text(yaml.safe_dump(data))
+    loaded = load_suite(suite)
+    assert domain_agents(loaded, "webshop") == ["rule", "random"]
+    assert domain_agents(loaded, next(d for d in loaded.domains if d != "webshop")) == ["random"]

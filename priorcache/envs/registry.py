@@ -7,7 +7,9 @@ when `use_prior` is true, a `PriorClient` connected to the shared cache and LLM 
 Its `role` ("train" or "eval") selects the games: TextWorld plays one game in both roles
 (evaluation uses held-out seeds), a TextWorld suite and ALFWorld train on their train games
 and evaluate on held-out games, BabyAI draws levels from seeds (evaluation seeds start at
-`eval.seed`, beyond any seed training uses).
+`eval.seed`, beyond any seed training uses), WebShop draws goals from its train and eval
+goal splits (held-out products). For WebShop with the prior, the env's search page offers
+the queries the LLM proposes (`PriorClient.propose`) besides the instruction.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def resolve_env(cfg: EnvConfig) -> EnvConfig:
 
         check_level(cfg.babyai.level)
         return cfg
+    if cfg.name == "webshop":
+        from priorcache.envs.webshop_data import check_data_dir
+
+        return replace(cfg, webshop=replace(cfg.webshop, data_dir=str(check_data_dir(cfg.webshop.data_dir))))
     from priorcache.envs.alfworld_env import alfworld_data_dir
 
     return replace(cfg, alfworld=replace(cfg.alfworld, data_dir=str(alfworld_data_dir(cfg.alfworld.data_dir))))
@@ -105,6 +111,15 @@ def _make_textworld_suite(cfg: EnvConfig, role: str) -> gym.Env:
     return TextWorldEnv(games, max_steps=cfg.max_steps, max_actions=cfg.max_actions)
 
 
+def _make_webshop(cfg: EnvConfig, role: str) -> gym.Env:
+    from priorcache.envs.webshop_env import WebShopEnv
+
+    w = cfg.webshop
+    return WebShopEnv(w.train_split if role == "train" else w.eval_split, data_dir=w.data_dir,
+                      max_steps=cfg.max_steps, max_actions=cfg.max_actions, results_per_page=w.results_per_page,
+                      max_results=w.max_results, title_words=w.title_words, detail_chars=w.detail_chars)
+
+
 def _make_babyai(cfg: EnvConfig, role: str) -> gym.Env:
     from priorcache.envs.babyai_env import BabyAITextEnv
 
@@ -116,6 +131,7 @@ TEXT_ENVS: dict[str, Callable[[EnvConfig, str], gym.Env]] = {
     "textworld_suite": _make_textworld_suite,
     "alfworld": _make_alfworld,
     "babyai": _make_babyai,
+    "webshop": _make_webshop,
 }
 
 
@@ -142,7 +158,12 @@ def make_env(config: dict[str, Any]) -> gym.Env:
         memo_size=prior_cfg.embedder.memo_size,
     )
     client = PriorClient(prior_cfg, embedder) if config["use_prior"] else None
-    return PriorFeaturesWrapper(make_text_env(env_cfg, config.get("role", "train")), embedder, client)
+    text_env = make_text_env(env_cfg, config.get("role", "train"))
+    if client is not None and env_cfg.name == "webshop" and env_cfg.webshop.query_proposals:
+        # Open actions: the prior's LLM proposes search queries, cached like its scores.
+        n = env_cfg.webshop.query_proposals
+        text_env.unwrapped.query_proposer = lambda state: client.propose(state, "search[", n)  # type: ignore[attr-defined]
+    return PriorFeaturesWrapper(text_env, embedder, client)
 
 
 def register() -> None:

@@ -81,11 +81,33 @@ class BabyAIConfig:
 
 
 @dataclass
+class WebShopConfig:
+    """WebShop over its 1,000-product set (`env.name: webshop`, `envs/webshop_env.py`)."""
+
+    data_dir: str = ""
+    """Folder of the product files. Empty: $PRIORCACHE_WEBSHOP_DATA, else ../shared/data/webshop."""
+    train_split: str = "train"
+    """Goals training draws: train (327 products), eval (88 held-out products) or human (13 goals)."""
+    eval_split: str = "eval"
+    """Goals evaluation draws (same choices)."""
+    query_proposals: int = 3
+    """Search queries the LLM prior proposes on the search page, besides the instruction; 0: none."""
+    results_per_page: int = 10
+    """Products on one results page."""
+    max_results: int = 50
+    """Products a search returns (BM25 rank order)."""
+    title_words: int = 10
+    """Words of a product title in its `click[...]` command."""
+    detail_chars: int = 600
+    """Characters of a description/features page shown."""
+
+
+@dataclass
 class EnvConfig:
     """The environment the agent acts in."""
 
     name: str = "textworld"
-    """Environment family. Registered: textworld, textworld_suite, alfworld, babyai."""
+    """Environment family. Registered: textworld, textworld_suite, alfworld, babyai, webshop."""
     game_file: str = ""
     """Path to an existing TextWorld game (.z8/.ulx). Empty: generate `env.game`."""
     game: GameConfig = field(default_factory=GameConfig)
@@ -96,6 +118,8 @@ class EnvConfig:
     """ALFWorld splits (when `env.name` is alfworld)."""
     babyai: BabyAIConfig = field(default_factory=BabyAIConfig)
     """BabyAI level (when `env.name` is babyai)."""
+    webshop: WebShopConfig = field(default_factory=WebShopConfig)
+    """Goal splits and page sizes (when `env.name` is webshop)."""
     games_dir: str = ".cache/games"
     """Where generated games are cached (relative to the working directory)."""
     max_steps: int = 50
@@ -305,7 +329,8 @@ class TrackingConfig:
     """MLflow tracking."""
 
     uri: str = ""
-    """Tracking URI. Empty: sqlite store `mlruns/mlflow.db` in the working directory."""
+    """Tracking URI. Empty: $MLFLOW_TRACKING_URI when set (cluster jobs), else the sqlite store
+    `mlruns/mlflow.db` in the working directory."""
     experiment: str = "priorcache"
     """MLflow experiment name."""
 
@@ -340,7 +365,9 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "env.name": ("textworld", "textworld_suite", "alfworld", "babyai"),
+    "env.name": ("textworld", "textworld_suite", "alfworld", "babyai", "webshop"),
+    "env.webshop.train_split": ("train", "eval", "human"),
+    "env.webshop.eval_split": ("train", "eval", "human"),
     "env.suite.family": ("simple", "cooking", "coin_collector"),
     "prior.llm.backend": ("llama_cpp",),
     "prior.cache.mode": ("semantic", "exact", "off"),
@@ -351,6 +378,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _POSITIVE: tuple[str, ...] = (
     "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
     "env.game.quest_length", "env.suite.level", "env.suite.train_games", "env.suite.eval_games",
+    "env.webshop.results_per_page", "env.webshop.max_results", "env.webshop.title_words", "env.webshop.detail_chars",
     "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
     "prior.llm.max_batch", "prior.llm.timeout_s", "prior.llm.demo_episodes",
     "prior.embedder.n_threads", "prior.cache.capacity", "prior.cache.audit_kl_tolerance",
@@ -367,7 +395,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "prior.llm.num_cpus_per_replica", "algorithm.entropy_coeff", "algorithm.prior_weight_start",
     "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
-    "algorithm.learning_starts", "env.history",
+    "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
 )
 
 

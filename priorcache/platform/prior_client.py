@@ -8,6 +8,8 @@ A request the LLM does not answer within `prior.llm.timeout_s` gets a uniform pr
 not cached. A fraction of hits is audited against a fresh LLM prior (`cache/audit.py`); the
 outcome goes back to the entry that served the hit (per-entry thresholds learn from it).
 Priors are cached as the LLM gave them and served at the shared `temperature` parameter.
+`PriorClient.propose` asks for the arguments of an open action (WebShop's search queries)
+through the same actors: the cache actor's exact-match proposal store, then the pool.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ray.exceptions import GetTimeoutError
 from priorcache.platform.cache.actor import get_or_create_cache_actor
 from priorcache.platform.cache.audit import AuditResult, HitAuditor
 from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache, hash_text
+from priorcache.platform.cache.proposals import proposal_key
 from priorcache.platform.config import PriorConfig
 from priorcache.platform.embed import EMBEDDING_DIM, TextEmbedder
 from priorcache.platform.llm.pool import get_or_create_pool
@@ -129,6 +132,22 @@ class PriorClient:
         exact = hit is not None and hit.exact
         similarity = hit.similarity if hit is not None else 0.0
         return PriorResult(logp, embedding, source, exact, similarity, latency_ms, audits)
+
+    def propose(self, state_text: str, opening: str, n: int) -> tuple[str, ...]:
+        """Up to `n` arguments for the open action starting with `opening` (e.g. `search[`) in
+        this state, cached (`cache/proposals.py`); () when the LLM does not answer in time."""
+        key = proposal_key(self._model_id, self._prompt_version, opening, n, state_text)
+        cached = ray.get(self._cache.lookup_proposals.remote(key))
+        if cached is not None:
+            return cached
+        ref = self._pool.propose.remote(state_text, opening, n)
+        try:
+            proposals = tuple(ray.get(ref, timeout=self._cfg.llm.timeout_s))
+        except GetTimeoutError:
+            ray.cancel(ref)
+            return ()
+        self._cache.insert_proposals.remote(key, proposals)
+        return proposals
 
     def finish_audits(self, wait_s: float) -> tuple[AuditResult, ...]:
         """Audits still in flight, waited for up to `wait_s` (end of a run or benchmark cell)."""

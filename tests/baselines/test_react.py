@@ -38,6 +38,9 @@ class FakeBackend(ScoringBackend):
         self.generated.append((prompt, max_tokens, tuple(stop)))
         return self.thought
 
+    def generate_distinct(self, prompt: str, n: int, max_tokens: int = 32, stop: Sequence[str] = ("\n",)) -> list[str]:
+        return [self.generate(prompt, max_tokens, stop)] * n
+
     def score(self, prompts: Sequence[str], candidate_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
         self.scored.append((list(prompts), [list(c) for c in candidate_lists]))
         return [self.scores[: len(c)].copy() for c in candidate_lists]

@@ -84,3 +84,34 @@ def test_audits_reach_the_shared_entry_and_remapped_hits_serve_subsets(ray_sessi
         time.sleep(0.05)
     stats = ray.get(cache.stats.remote())
     assert len(audits) >= 1 and stats["audits"] == len(audits) and stats["remapped_hits"] >= 1
+
+
+WEBSHOP_STATE = ("Instruction: i need a long lasting red lipstick, and price lower than 20.00 dollars\n"
+                 "Page: search")
+
+
+def test_search_proposals_come_from_the_llm_once_then_from_the_cache(ray_session):
+    cfg = prior_config("client-proposals", audit_rate=0.0)
+    cfg.llm.prompt = "webshop-v1"
+    client = PriorClient(cfg)
+    before = ray_session.get(client._pool.stats.remote())["llm_proposals"]  # the pool is shared per LLM config
+    queries = client.propose(WEBSHOP_STATE, "search[", 3)
+    assert 1 <= len(queries) <= 3 and len(set(queries)) == len(queries)
+    assert all(q and "]" not in q and "\n" not in q for q in queries)
+    print("proposed:", queries)
+    # Another client (another env runner) gets the same proposals from the shared cache actor.
+    assert PriorClient(cfg, embedder=client.embedder).propose(WEBSHOP_STATE, "search[", 3) == queries
+    pool_stats = ray_session.get(client._pool.stats.remote())
+    cache_stats = ray_session.get(client._cache.stats.remote())
+    assert pool_stats["llm_proposals"] - before == 1
+    assert (cache_stats["proposal_lookups"], cache_stats["proposal_hits"]) == (2, 1)
+
+
+def test_uncached_proposals_ask_the_llm_every_time(ray_session):
+    cfg = prior_config("client-proposals-off", mode="off")
+    cfg.llm.prompt = "webshop-v1"
+    client = PriorClient(cfg)
+    before = ray_session.get(client._pool.stats.remote())["llm_proposals"]  # the pool is shared per LLM config
+    first = client.propose(WEBSHOP_STATE, "search[", 2)
+    assert client.propose(WEBSHOP_STATE, "search[", 2) == first  # greedy: the same answer
+    assert ray_session.get(client._pool.stats.remote())["llm_proposals"] - before == 2

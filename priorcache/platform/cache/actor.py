@@ -15,6 +15,7 @@ import numpy as np
 import ray
 
 from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache
+from priorcache.platform.cache.proposals import ProposalCache
 
 RAY_NAMESPACE = "priorcache"
 
@@ -37,6 +38,7 @@ class CacheActor:
 
     def __init__(self, params: CacheParams, dim: int) -> None:
         self._cache = SemanticCache(params, dim)
+        self._proposals = ProposalCache(params.capacity, enabled=params.mode != "off")
         self._params_version = 0
 
     async def lookup(self, requests: list[LookupRequest]) -> tuple[list[Hit | None], CacheParams, int]:
@@ -48,6 +50,14 @@ class CacheActor:
         """Store several priors."""
         for item in items:
             self._cache.insert(*item)
+
+    async def lookup_proposals(self, key: str) -> tuple[str, ...] | None:
+        """Cached action proposals under `key` (`proposals.proposal_key`), or None."""
+        return self._proposals.lookup(key)
+
+    async def insert_proposals(self, key: str, proposals: tuple[str, ...]) -> None:
+        """Store action proposals."""
+        self._proposals.insert(key, proposals)
 
     async def record_audits(self, reports: list[AuditReport]) -> None:
         """Audit outcomes of hits this actor's entries served (per-entry thresholds learn)."""
@@ -70,16 +80,18 @@ class CacheActor:
         """Change some parameters at run time (any `CacheParams` field)."""
         params = CacheParams(**{**asdict(self._cache.params), **changes})
         self._cache.set_params(params)
+        self._proposals.configure(params.capacity, enabled=params.mode != "off")
         self._params_version += 1
         return params
 
     async def stats(self) -> dict[str, float]:
         """Counters (lookups that reached the actor), size and parameters."""
-        return self._cache.stats_dict()
+        return {**self._cache.stats_dict(), **asdict(self._proposals.stats)}
 
     async def clear(self) -> None:
-        """Drop every entry."""
+        """Drop every entry (priors and proposals)."""
         self._cache.clear()
+        self._proposals.clear()
 
 
 def get_or_create_cache_actor(namespace: str, params: CacheParams, dim: int) -> ray.actor.ActorHandle:

@@ -41,3 +41,9 @@ class ScoringBackend(ABC):
     def generate(self, prompt: str, max_tokens: int = 32, stop: Sequence[str] = ("\n",)) -> str:
         """Greedy continuation of `prefix + prompt`: at most `max_tokens` tokens, cut before the
         first occurrence of any `stop` string (which is not included)."""
+
+    @abstractmethod
+    def generate_distinct(self, prompt: str, n: int, max_tokens: int = 32, stop: Sequence[str] = ("\n",)) -> list[str]:
+        """`n` continuations that start with different tokens: for each of the `n` likeliest first
+        tokens, in order, the greedy continuation after it (as `generate` cuts it). The first is
+        `generate`'s; later ones may still coincide once cut at `stop`."""

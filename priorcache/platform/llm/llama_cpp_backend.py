@@ -186,11 +186,24 @@ class LlamaCppBackend(ScoringBackend):
         return [self._score_one(prompt, candidates) for prompt, candidates in zip(prompts, candidate_lists)]
 
     def generate(self, prompt: str, max_tokens: int = 32, stop: Sequence[str] = ("\n",)) -> str:
-        logits = self._prefill_prompt(self._tokenize(prompt, bos=False))
-        pos = llama.llama_memory_seq_pos_max(self._memory, 0) + 1
+        return self.generate_distinct(prompt, 1, max_tokens, stop)[0]
+
+    def generate_distinct(self, prompt: str, n: int, max_tokens: int = 32, stop: Sequence[str] = ("\n",)) -> list[str]:
+        prompt_tokens = self._tokenize(prompt, bos=False)
+        logits = self._prefill_prompt(prompt_tokens)
+        end = len(self._prefix_tokens) + len(prompt_tokens)
+        firsts = np.argsort(-logits, kind="stable")[:n]
+        texts = []
+        for first in firsts:
+            # Each branch continues the same prompt: drop the previous branch's tokens.
+            llama.llama_memory_seq_rm(self._memory, 0, end, -1)
+            texts.append(self._greedy_from(int(first), end, max_tokens, stop))
+        return texts
+
+    def _greedy_from(self, token: int, pos: int, max_tokens: int, stop: Sequence[str]) -> str:
+        """Greedy text from `token` (placed at `pos`) on, as `generate` describes."""
         raw = b""
-        for _ in range(max_tokens):
-            token = int(np.argmax(logits))
+        for step in range(max_tokens):
             if llama.llama_vocab_is_eog(self._vocab, token):
                 break
             raw += self._piece(token)
@@ -198,11 +211,12 @@ class LlamaCppBackend(ScoringBackend):
             cuts = [text.find(s) for s in stop if s and s in text]
             if cuts:
                 return text[: min(cuts)]
-            if pos >= self._n_ctx:
+            if pos >= self._n_ctx or step == max_tokens - 1:
                 break
             self._fill_batch([token], [0], [pos], [True])
             self._decode()
             logits = np.ctypeslib.as_array(llama.llama_get_logits_ith(self._ctx, 0), shape=(self._n_vocab,))
+            token = int(np.argmax(logits))
             pos += 1
         return raw.decode("utf-8", errors="ignore")
 

@@ -5,7 +5,10 @@ Callers anywhere in the cluster send single prior requests; the pool
 - batches the requests that queue up while every replica is busy (up to `max_batch` per
   replica call), so concurrent callers share replica calls,
 - serves KL-audit re-scorings only when no real request waits (audits must not slow misses),
-- records the latency of every replica call and counts the requests that reached an LLM.
+- serves action proposals (`propose`: generated arguments of open actions such as WebShop's
+  `search[...]`) one per replica call, before waiting priors, since an env is blocked on each,
+- records the latency of every replica call and counts the requests that reached an LLM
+  (`llm_queries` for priors, `llm_proposals` for proposals).
 It does not cache: a finished request is forgotten (the prior cache sits in front).
 """
 
@@ -29,6 +32,8 @@ from priorcache.platform.llm.replica import LLMReplica
 _LATENCY_HISTORY = 100_000
 
 Request = tuple[str, tuple[str, ...]]
+ProposalRequest = tuple[str, str, int]
+"""(state, action opening, how many)."""
 
 
 def pool_actor_name(cfg: LLMConfig) -> str:
@@ -57,6 +62,9 @@ class ReplicaPool:
         self._inflight: dict[Request, asyncio.Future] = {}
         self._pending: deque[Request] = deque()
         self._pending_audits: deque[Request] = deque()
+        self._proposals_inflight: dict[ProposalRequest, asyncio.Future] = {}
+        self._pending_proposals: deque[ProposalRequest] = deque()
+        self._proposals = 0
         self._idle: asyncio.Queue[int] | None = None
         self._wakeup: asyncio.Event | None = None
         self._queries = 0
@@ -91,6 +99,21 @@ class ReplicaPool:
         self._wakeup.set()  # type: ignore[union-attr]
         return await asyncio.shield(future)
 
+    async def propose(self, state: str, opening: str, n: int) -> list[str]:
+        """Up to `n` arguments for the open action starting with `opening`, from an LLM replica
+        (see `PriorScorer.propose`); identical requests in flight share one call."""
+        self._start_dispatcher()
+        key = (state, opening, n)
+        future = self._proposals_inflight.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._proposals_inflight[key] = future
+            self._pending_proposals.append(key)
+            self._wakeup.set()  # type: ignore[union-attr]
+        else:
+            self._deduplicated += 1
+        return await asyncio.shield(future)
+
     def _start_dispatcher(self) -> None:
         if self._idle is not None:
             return
@@ -104,9 +127,12 @@ class ReplicaPool:
         assert self._idle is not None and self._wakeup is not None
         while True:
             replica = await self._idle.get()
-            while not (self._pending or self._pending_audits):
+            while not (self._pending or self._pending_audits or self._pending_proposals):
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            if self._pending_proposals:
+                asyncio.get_running_loop().create_task(self._propose(replica, self._pending_proposals.popleft()))
+                continue
             queue, audit = (self._pending, False) if self._pending else (self._pending_audits, True)
             batch = [queue.popleft() for _ in range(min(self._cfg.max_batch, len(queue)))]
             asyncio.get_running_loop().create_task(self._score(replica, batch, audit))
@@ -135,6 +161,18 @@ class ReplicaPool:
         finally:
             self._idle.put_nowait(replica)
 
+    async def _propose(self, replica: int, key: ProposalRequest) -> None:
+        assert self._idle is not None
+        try:
+            proposals = await self._replicas[replica].propose.remote(*key)
+        except Exception as err:  # the replica's error goes to every waiter, not lost here
+            self._proposals_inflight.pop(key).set_exception(err)
+        else:
+            self._proposals += 1
+            self._proposals_inflight.pop(key).set_result(proposals)
+        finally:
+            self._idle.put_nowait(replica)
+
     async def stats(self, window: bool = False) -> dict[str, float]:
         """Counters and call-latency percentiles (lifetime, or since the last window read)."""
         samples = self._latencies
@@ -143,6 +181,7 @@ class ReplicaPool:
         return {
             "llm_queries": self._queries,
             "llm_audit_queries": self._audit_queries,
+            "llm_proposals": self._proposals,
             "llm_calls": self._calls,
             "llm_deduplicated": self._deduplicated,
             **latency_percentiles(samples, "llm_latency_ms"),

@@ -20,6 +20,9 @@ from priorcache.platform.llm.prompt_context import demonstration_episodes
 from priorcache.platform.llm.prompts import PromptTemplate, load_prompt
 from priorcache.platform.llm.scoring import ScoringRule
 
+PROPOSAL_TOKENS = 24
+"""Most tokens of one proposed action argument (a search query is a few words)."""
+
 
 def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
     from priorcache.platform.llm.llama_cpp_backend import LlamaCppBackend
@@ -75,6 +78,13 @@ class PriorScorer:
             return [self.rule.prior(s) for s in scores]
         return [self.rule.prior(s, self._empty_state_scores(c)) for s, c in zip(scores, continuations)]
 
+    def propose(self, state: str, opening: str, n: int, max_tokens: int = PROPOSAL_TOKENS) -> list[str]:
+        """Up to `n` distinct arguments for the bracketed action that starts with `opening`
+        (e.g. `search[`): the model continues the state's prompt + the opening up to `]`."""
+        prompt = self.template.render_state(state=state) + self.template.render_candidate(opening)
+        texts = self.backend.generate_distinct(prompt, n, max_tokens, stop=("]", "\n"))
+        return list(dict.fromkeys(" ".join(t.split()) for t in texts if t.strip()))
+
     def _empty_state_scores(self, continuations: Sequence[str]) -> np.ndarray:
         """Scores after the template with an empty state; memoised, since commands recur across states."""
         new = sorted({c for c in continuations if c not in self._null_scores})
@@ -98,3 +108,7 @@ class LLMReplica:
     def prior(self, states: list[str], candidate_lists: list[list[str]]) -> list[np.ndarray]:
         """Batched prior; see `PriorScorer.prior`."""
         return self._scorer.prior(states, candidate_lists)
+
+    def propose(self, state: str, opening: str, n: int) -> list[str]:
+        """Action proposals; see `PriorScorer.propose`."""
+        return self._scorer.propose(state, opening, n)
