@@ -132,7 +132,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig) -> dict[str, Any]:
     from priorcache.platform.prior_client import cache_params, connect
 
     cache, pool = connect(cfg.prior)
-    queries_before = ray.get(pool.stats.remote())["llm_queries"]
+    pool_before = ray.get(pool.stats.remote())
     env = make_env(env_config(cfg.env, cfg.prior, True, role="train"))
     meta = CacheMetaOptimizer(cfg.prior.cache.meta, cache_params(cfg.prior)) if cfg.prior.cache.meta.enabled else None
     bound = KLBoundEstimator()
@@ -201,7 +201,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig) -> dict[str, Any]:
     stats = ray.get(cache.stats.remote())
     requests = len(latencies)
     return {
-        "llm_queries": ray.get(pool.stats.remote())["llm_queries"] - queries_before,
+        **{k: ray.get(pool.stats.remote())[k] - pool_before[k] for k in ("llm_queries", "llm_proposals")},
         "prior_requests": requests,
         "cache_hit_rate": hits / requests if requests else 0.0,
         "prior_latency_ms_p50": float(np.percentile(latencies, 50)),

@@ -22,15 +22,15 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| env | policy | LLM queries | fewer queries | hit rate | prior p50 (ms) | p50 faster | p95 faster "
-        "| audited KL/hit (nats) | argmax flips | audits | return (retention) | success (retention) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| env | policy | LLM queries | fewer queries | proposals | hit rate | prior p50 (ms) | p50 faster "
+        "| p95 faster | audited KL/hit (nats) | argmax flips | audits | return (retention) | success (retention) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         policy = r["policy"] + (f" ({r['static_choice']})" if "static_choice" in r else "")
         lines.append(
             f"| {r['env']} | {policy} | {r['llm_queries']:.0f} / {r['prior_requests']} | "
-            f"{_fmt(r['query_reduction'], '.2f', 'x')} | {r['cache_hit_rate']:.1%} | "
+            f"{_fmt(r['query_reduction'], '.2f', 'x')} | {_fmt(r.get('llm_proposals'), '.0f')} | {r['cache_hit_rate']:.1%} | "
             f"{r['prior_latency_ms_p50']:.1f} | {_fmt(r['latency_p50_reduction'], '.1f', 'x')} | "
             f"{_fmt(r['latency_p95_reduction'], '.1f', 'x')} | {_fmt(r['prior_kl_audit'], '.4f')} | "
             f"{_fmt(r['argmax_flip_rate'], '.0%')} | {r['audits']} | "
@@ -105,7 +105,9 @@ def write_report(rows: list[dict[str, Any]], bench: Any, stem: Path) -> Path:
         f"the same seeds, all policies of an env in one process, audit rate {bench.audit_rate:.0%} of semantic hits. "
         "The agent acts by sampling from the prior the cache serves, so the prior's quality is "
         "what its return measures. Ratios are against `uncached` on the same env; `static` repeats "
-        "the static threshold with the most saving within the KL budget. Raw rows: "
+        "the static threshold with the most saving within the KL budget. `proposals`: LLM generations of "
+        "open-action arguments (WebShop's search queries), cached by exact match and not in `LLM queries`; "
+        "n/a for rows measured before proposals existed. Raw rows: "
         f"`{stem.with_suffix('.json').name}`.",
         "",
         *_table(rows),
