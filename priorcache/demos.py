@@ -47,9 +47,11 @@ DOMAINS: dict[str, str] = {
     "textworld": "textworld_ppo_prior.yaml",
     "twsuite": "twsuite_ppo_prior.yaml",
     "babyai": "babyai_ppo_prior.yaml",
+    "webshop": "webshop_ppo_prior.yaml",
 }
 """`priorcache demos <domain>` -> the experiment (under `experiments/`) whose env it plays."""
-_DOMAIN_OF_ENV = {"alfworld": "alfworld", "textworld": "textworld", "textworld_suite": "twsuite", "babyai": "babyai"}
+_DOMAIN_OF_ENV = {"alfworld": "alfworld", "textworld": "textworld", "textworld_suite": "twsuite", "babyai": "babyai",
+                  "webshop": "webshop"}
 DEMOS_ROOT = Path(".cache") / "demos"
 """Default parent of the dataset folders (git-ignored), one folder per domain."""
 DEMOS_FILE = "demos.jsonl"
@@ -57,6 +59,8 @@ CARD_JSON = "card.json"
 CARD_MD = "CARD.md"
 BABYAI_EPISODES = 100
 """Default BabyAI episodes (levels are drawn from seeds, so there is no natural count)."""
+WEBSHOP_EPISODES = 300
+"""Default WebShop episodes (goals are drawn from seeds; the train split has 327 products)."""
 MAX_SKIPS_IN_A_ROW = 10
 """More skipped commands in a row than this end the episode (an expert stuck on them)."""
 
@@ -70,7 +74,7 @@ class DemoStep:
     """One step of an expert episode: what the agent saw, what it could do, what the expert did."""
 
     domain: str
-    """Env family (config key `env.name`): alfworld, textworld, textworld_suite or babyai."""
+    """Env family (config key `env.name`): alfworld, textworld, textworld_suite, babyai or webshop."""
     split: str
     """The games it comes from: ALFWorld's train split folder (e.g. valid_train), else "train"."""
     game: str
@@ -170,9 +174,9 @@ def collect_demos(
     expert = expert_for(env_cfg.name)
     pool = len(getattr(env.unwrapped, "game_files", ()))
     if episodes is None:
-        episodes = {"babyai": BABYAI_EPISODES, "textworld": 1}.get(env_cfg.name, pool)
+        episodes = {"babyai": BABYAI_EPISODES, "webshop": WEBSHOP_EPISODES, "textworld": 1}.get(env_cfg.name, pool)
     _check_episodes(cfg, episodes)
-    split = env_cfg.alfworld.train_split if env_cfg.name == "alfworld" else "train"
+    split = {"alfworld": env_cfg.alfworld.train_split, "webshop": env_cfg.webshop.train_split}.get(env_cfg.name, "train")
     kept: list[DemoStep] = []
     games: set[str] = set()
     won_count = dropped = steps_dropped = 0
@@ -411,6 +415,8 @@ def _check_episodes(cfg: ExperimentConfig, episodes: int) -> None:
 def _game_id(env: gym.Env, cfg: ExperimentConfig, seed: int) -> str:
     if cfg.env.name == "babyai":
         return f"{cfg.env.babyai.level}/seed-{seed}"
+    if cfg.env.name == "webshop":
+        return f"{cfg.env.webshop.train_split}/{env.unwrapped.goal.asin}"
     game_file = env.unwrapped.game_file
     if cfg.env.name == "alfworld":
         # Every ALFWorld game file is named game.tw-pddl: its trial folders name it.
@@ -423,6 +429,7 @@ _ENV_KEYS = {
     "textworld_suite": ("suite", "games_dir"),
     "alfworld": ("alfworld",),
     "babyai": ("babyai",),
+    "webshop": ("webshop",),
 }
 
 
@@ -432,15 +439,18 @@ def _env_settings(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def _licence(cfg: ExperimentConfig) -> str:
-    if cfg.env.name == "alfworld":
+    if cfg.env.name in ("alfworld", "webshop"):
         from priorcache.envs.alfworld_env import alfworld_data_dir
+        from priorcache.envs.webshop_data import webshop_data_dir
 
-        readme = alfworld_data_dir(cfg.env.alfworld.data_dir) / "README.md"
+        data = (alfworld_data_dir(cfg.env.alfworld.data_dir) if cfg.env.name == "alfworld"
+                else webshop_data_dir(cfg.env.webshop.data_dir))
+        readme = data / "README.md"
         if readme.is_file():
             for line in readme.read_text(encoding="utf-8").splitlines():
                 if line.startswith("Licence:"):
                     return f"{line.removeprefix('Licence:').strip()} (from {readme})"
-        return f"see the README of the ALFWorld data folder ({readme} not found)"
+        return f"see the README of the data folder ({readme} not found)"
     if cfg.env.name == "babyai":
         return "levels generated locally by minigrid (Apache-2.0); no third-party game data"
     return "games generated locally by TextWorld (MIT); no third-party game data"

@@ -25,6 +25,7 @@ OVERRIDES = {
     "textworld": [GAMES],
     "twsuite": [GAMES, "env.suite.train_games=1"],
     "babyai": [],
+    "webshop": [],
 }
 pytestmark = pytest.mark.filterwarnings("ignore::jericho.UnsupportedGameWarning")
 

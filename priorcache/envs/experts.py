@@ -23,6 +23,8 @@ expert plays it. Experts never step the env.
   alike. Generated games are deterministic, so the sequence played from the start wins.
 - `BabyAIExpert`: minigrid's `BabyAIBot`, which reads the level's grid, its actions named as
   the text env names them.
+- `WebShopExpert`: WebShop's rule baseline (`baselines/webshop_rule.py`); it wins about 60%
+  of training goals, and demonstrations keep won episodes only.
 
 `expert_for(env_name)` builds the expert of a config's `env.name`.
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
+import numpy as np
 
 if TYPE_CHECKING:
     import textworld
@@ -204,11 +207,37 @@ class BabyAIExpert:
         self._bot = None
 
 
+class WebShopExpert:
+    """The WebShop rule baseline naming its commands."""
+
+    description = ("WebShop's rule baseline (search the instruction, open the first result, click the "
+                   "options the instruction names, buy)")
+
+    def __init__(self) -> None:
+        from priorcache.baselines.webshop_rule import WebShopRuleAgent
+
+        self._agent = WebShopRuleAgent()
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, env: gym.Env, obs: Observation, info: Info, *, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def act(self, obs: Observation, info: Info) -> str:
+        return obs["candidates"][self._agent(obs, self._rng)]
+
+    def skip(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to free."""
+
+
 _EXPERTS: dict[str, type] = {
     "alfworld": AlfworldExpert,
     "textworld": WalkthroughExpert,
     "textworld_suite": WalkthroughExpert,
     "babyai": BabyAIExpert,
+    "webshop": WebShopExpert,
 }
 
 
