@@ -2,14 +2,19 @@
 
 `RunTracker` opens the run (params = the resolved config, flattened), logs metrics as they
 arrive (each call is committed to the store at once, so a crash or Ctrl-C loses nothing
-already logged) and closes the run as FINISHED, FAILED or KILLED. The default store is
-`mlruns/mlflow.db` with artifacts in `mlruns/artifacts`, both under the working directory;
-`priorcache ui` serves exactly that store.
+already logged) and closes the run as FINISHED, FAILED or KILLED.
+
+The store is `tracking.uri`, else `$MLFLOW_TRACKING_URI` (how a cluster job, whose working
+directory is a temporary copy, is pointed at a lasting store), else `mlruns/mlflow.db` with
+artifacts in `mlruns/artifacts`, both under the working directory; `priorcache ui` serves
+that default store. A sqlite store keeps the artifacts of the experiments it creates in
+`artifacts/` beside its database file, never in the working directory.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +25,8 @@ from mlflow.entities import RunStatus
 from priorcache.platform.config import TrackingConfig
 
 STORE_DIR = Path("mlruns")
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+_SQLITE = "sqlite:///"
 _PARAMS_PER_CALL = 100
 
 
@@ -34,8 +41,16 @@ def default_artifact_root() -> Path:
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
-    """`tracking.uri`, else the project's sqlite store."""
-    return cfg.uri or default_tracking_uri()
+    """`tracking.uri`, else `$MLFLOW_TRACKING_URI`, else the project's sqlite store."""
+    return cfg.uri or os.environ.get(TRACKING_URI_ENV) or default_tracking_uri()
+
+
+def artifact_root(uri: str) -> Path | None:
+    """Artifact folder for new experiments of a sqlite store (beside its database); None for
+    other stores, whose server or folder decides."""
+    if not uri.startswith(_SQLITE):
+        return None
+    return Path(uri.removeprefix(_SQLITE)).resolve().parent / "artifacts"
 
 
 class RunTracker:
@@ -50,13 +65,14 @@ class RunTracker:
 
     def __enter__(self) -> "RunTracker":
         uri = tracking_uri(self._cfg)
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        artifacts = artifact_root(uri)
+        if artifacts is not None:
+            artifacts.parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment_by_name(self._cfg.experiment)
         if experiment is None:
-            artifact_location = None if self._cfg.uri else default_artifact_root().as_uri()
-            self.experiment_id = mlflow.create_experiment(self._cfg.experiment, artifact_location=artifact_location)
+            self.experiment_id = mlflow.create_experiment(
+                self._cfg.experiment, artifact_location=artifacts.as_uri() if artifacts is not None else None)
         else:
             self.experiment_id = experiment.experiment_id
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=self._run_name)
