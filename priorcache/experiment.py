@@ -118,7 +118,10 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     for role in ROLES:
         make_text_env(cfg.env, role).close()
     if uses_prior(cfg):
-        resolve_model_path(cfg.prior.llm.model_path, cache_dir_from_env())
+        if cfg.prior.llm.backend == "llama_cpp":
+            # vLLM weights are checked by the replica, on the GPU node that reads them: the
+            # driver may have neither the folder nor vLLM.
+            resolve_model_path(cfg.prior.llm.model_path, cache_dir_from_env())
         llm = replace(cfg.prior.llm, demos=resolve_demos(cfg.prior.llm.demos))
         cfg = replace(cfg, prior=replace(cfg.prior, llm=llm))
     return cfg

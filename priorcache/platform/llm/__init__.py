@@ -1,7 +1,8 @@
 """LLM priors: scoring backends, model files, versioned prompt templates and the replica pool.
 
 `LlamaCppBackend` lives in `priorcache.platform.llm.llama_cpp_backend` and is imported from
-there, so importing this package does not load llama.cpp's shared library.
+there, so importing this package does not load llama.cpp's shared library; likewise
+`VllmBackend` in `priorcache.platform.llm.vllm_backend`, which imports vLLM only when built.
 """
 
 from priorcache.platform.llm.backend import ModelFileError, ScoringBackend

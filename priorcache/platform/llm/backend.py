@@ -19,6 +19,10 @@ class ModelFileError(ValueError):
     """The configured model file is missing or not in a format the backend reads."""
 
 
+class BackendNotInstalledError(ImportError):
+    """The library of the configured backend is not installed in the replica's Python."""
+
+
 class ScoringBackend(ABC):
     """Scores candidate continuations of `prefix + prompt` with a language model."""
 

@@ -10,6 +10,9 @@ Callers anywhere in the cluster send single prior requests; the pool
 - records the latency of every replica call and counts the requests that reached an LLM
   (`llm_queries` for priors, `llm_proposals` for proposals).
 It does not cache: a finished request is forgotten (the prior cache sits in front).
+
+Where replicas run comes from `replica_options`: CPUs and GPUs per replica, the Python they run
+under, and for tensor-parallel vLLM a placement group of one-GPU bundles per replica.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray.util.placement_group import PlacementGroup
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from priorcache.platform.cache.actor import RAY_NAMESPACE
 from priorcache.platform.cache.core import hash_text
@@ -41,6 +46,49 @@ def pool_actor_name(cfg: LLMConfig) -> str:
     return f"llm-pool/{hash_text(json.dumps(asdict(cfg), sort_keys=True))}"
 
 
+def replica_bundles(cfg: LLMConfig) -> list[dict[str, float]]:
+    """Placement-group bundles of one replica: one per GPU of a tensor-parallel model, [] otherwise.
+
+    vLLM's Ray executor puts one worker (1 GPU, 0 CPU) on each bundle that has a GPU; the
+    replica actor itself (0 GPU) takes its CPUs from bundle 0, so it lands beside a worker."""
+    if cfg.tensor_parallel_size <= 1:
+        return []
+    first = {"GPU": 1.0, "CPU": float(cfg.num_cpus_per_replica)}
+    rest = [{"GPU": 1.0} for _ in range(cfg.tensor_parallel_size - 1)]
+    return [{key: amount for key, amount in first.items() if amount > 0}, *rest]
+
+
+def replica_options(cfg: LLMConfig, placement_group: PlacementGroup | None = None) -> dict[str, Any]:
+    """Keyword arguments of `LLMReplica.options` for one replica.
+
+    `placement_group` (required when `replica_bundles(cfg)` has bundles) is that replica's own,
+    made of those bundles; the replica runs in bundle 0 and vLLM finds the group from inside it
+    (`ray.util.get_current_placement_group`)."""
+    options: dict[str, Any] = {"num_cpus": cfg.num_cpus_per_replica, "num_gpus": cfg.num_gpus_per_replica}
+    if cfg.replica_python:
+        options["runtime_env"] = {"py_executable": cfg.replica_python}
+    if replica_bundles(cfg):
+        if placement_group is None:
+            raise ValueError(
+                f"prior.llm.tensor_parallel_size={cfg.tensor_parallel_size} needs a placement group per "
+                "replica (of replica_bundles(cfg)); none was given"
+            )
+        options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+            placement_group=placement_group, placement_group_bundle_index=0
+        )
+    return options
+
+
+def make_replica(cfg: LLMConfig) -> ray.actor.ActorHandle:
+    """One `LLMReplica` actor placed as `replica_options` says (its placement group made here)."""
+    bundles = replica_bundles(cfg)
+    # PACK keeps a model's GPUs on one node where one has room (tensor parallelism across nodes
+    # is slow) and otherwise spreads them instead of waiting for such a node; vLLM logs a
+    # warning when the group spans nodes.
+    group = ray.util.placement_group(bundles, strategy="PACK") if bundles else None
+    return LLMReplica.options(**replica_options(cfg, group)).remote(cfg)
+
+
 def latency_percentiles(samples: Any, prefix: str) -> dict[str, float]:
     """`{prefix}_p50`, `{prefix}_p95` of latency samples (empty: no keys)."""
     if len(samples) == 0:
@@ -55,9 +103,7 @@ class ReplicaPool:
 
     def __init__(self, cfg: LLMConfig) -> None:
         self._cfg = cfg
-        self._replicas = [
-            LLMReplica.options(num_cpus=cfg.num_cpus_per_replica).remote(cfg) for _ in range(cfg.replicas)
-        ]
+        self._replicas = [make_replica(cfg) for _ in range(cfg.replicas)]
         self._info: dict[str, str] | None = None
         self._inflight: dict[Request, asyncio.Future] = {}
         self._pending: deque[Request] = deque()

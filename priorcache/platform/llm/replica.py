@@ -37,8 +37,23 @@ def _make_llama_cpp(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
     )
 
 
+def _make_vllm(cfg: LLMConfig, template: PromptTemplate) -> ScoringBackend:
+    from priorcache.platform.llm.vllm_backend import VllmBackend
+
+    return VllmBackend(
+        cfg.model_path,
+        template.prefix,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        max_model_len=cfg.n_ctx,
+        dtype=cfg.dtype,
+        normalisation=ScoringRule(cfg.scoring).token_reduction,
+    )
+
+
 BACKENDS: dict[str, Callable[[LLMConfig, PromptTemplate], ScoringBackend]] = {
     "llama_cpp": _make_llama_cpp,
+    "vllm": _make_vllm,
 }
 
 

@@ -1,4 +1,8 @@
-"""The LLM replica pool on the real CPU LLM: single flight, batching across callers, latency."""
+"""The LLM replica pool on the real CPU LLM: single flight, batching across callers, latency,
+and replicas started under another Python (`prior.llm.replica_python`, how vLLM replicas run)."""
+
+import stat
+import sys
 
 import numpy as np
 import pytest
@@ -46,3 +50,16 @@ def test_audits_are_counted_apart(pool):
     after = ray.get(pool.stats.remote())
     assert after["llm_audit_queries"] - before["llm_audit_queries"] == 1
     assert after["llm_queries"] == before["llm_queries"]
+
+
+def test_replicas_run_under_the_configured_python(ray_session, tmp_path):
+    # A wrapper that leaves a mark, then runs this Python: Ray must start the replica through it
+    # (runtime_env py_executable), as it starts vLLM replicas through the vLLM environment's python.
+    mark = tmp_path / "started"
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{mark}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    pool = get_or_create_pool(LLMConfig(max_batch=3, replica_python=str(wrapper)))
+    prior = ray.get(pool.prior.remote(STATE, CANDIDATES))
+    assert np.exp(prior).sum() == pytest.approx(1.0)
+    assert mark.exists()
