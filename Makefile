@@ -2,6 +2,7 @@
 #   make run    - the default experiment (PPO-Prior on a generated TextWorld game, CPU LLM prior
 #                 through the shared cache, tracked in MLflow)
 #   make test   - the test suite (fast + real-path tests; `make test-all` adds the slow ones)
+#   make docs   - the docs site into site/ (mkdocs build --strict: any warning fails)
 #   make ui     - MLflow UI on the project's run store (http://127.0.0.1:5000)
 #   make bench  - prior-latency benchmark (cache hit vs LLM call)
 #   make results / make prior-results - the results tables in docs/results/ (hours on 2 cores)
@@ -21,7 +22,7 @@ export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 export UV_PYTHON := 3.11
 
-.PHONY: env run test test-all ui bench results prior-results clean
+.PHONY: env run test test-all docs ui bench results prior-results clean
 
 env: $(VENV)/.synced
 
@@ -43,6 +44,10 @@ test: env
 
 test-all: PYTEST_ARGS += -m ""
 test-all: test
+
+# Material's end-of-life banner is advice, not a build warning; keep the output to the build.
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 ui: env
 	$(PY) -m priorcache ui
