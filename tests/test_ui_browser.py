@@ -14,11 +14,13 @@ without them the test fails, saying how to install them. It is never skipped.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -40,8 +42,6 @@ PAGE_TIMEOUT_S = 120  # liveness, not speed: a loaded 2-core machine renders slo
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -65,6 +65,7 @@ def default_run_history() -> list[dict[str, float]]:
 
 
 def chromium_paths() -> tuple[str, str]:
+    """(browser, driver); a missing one fails the test with the install command."""
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
         pytest.fail(f"Chromium and its driver are needed for this test; install them with `{INSTALL}` "
@@ -72,7 +73,6 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture
 def store_with_run(tmp_path: Path) -> tuple[str, str, str]:
     """(tracking URI, experiment id, run id) of a FINISHED run with metrics and figures."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -88,12 +88,12 @@ def store_with_run(tmp_path: Path) -> tuple[str, str, str]:
     return uri, experiment_id, run.info.run_id
 
 
-@pytest.fixture
-def ui_url(store_with_run: tuple[str, str, str], tmp_path: Path) -> Iterator[str]:
-    """`priorcache ui` on the store, answering /health."""
+@contextmanager
+def serve_ui(store: str, cwd: Path) -> Iterator[str]:
+    """`priorcache ui` on `store`, answering /health; its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "priorcache", "ui", "--port", str(port), "--store", store_with_run[0]],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "priorcache", "ui", "--port", str(port), "--store", store],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 180
@@ -111,14 +111,24 @@ def ui_url(store_with_run: tuple[str, str, str], tmp_path: Path) -> Iterator[str
         proc.wait(timeout=30)
 
 
-def test_the_ui_shows_the_run_its_metrics_and_its_figure(store_with_run, ui_url, tmp_path):
+def test_the_ui_shows_the_run_its_metrics_and_its_figure(tmp_path):
+    browser, driver_path = chromium_paths()  # first: without a browser nothing else is worth starting
+    store, experiment_id, run_id = store_with_run(tmp_path)
+    with serve_ui(store, tmp_path) as ui_url:
+        screenshot = check_in_browser(browser, driver_path, ui_url, experiment_id, run_id, tmp_path)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+
+
+def check_in_browser(browser: str, driver_path: str, ui_url: str, experiment_id: str, run_id: str,
+                     tmp_path: Path) -> Path:
+    """Experiment, run, metrics and figure are shown; returns the screenshot of the figure."""
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = chromium_paths()
-    _, experiment_id, run_id = store_with_run
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
@@ -126,11 +136,13 @@ def test_the_ui_shows_the_run_its_metrics_and_its_figure(store_with_run, ui_url,
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     wait = WebDriverWait(driver, PAGE_TIMEOUT_S, poll_frequency=0.5)
 
+    def body(d: webdriver.Chrome) -> str:
+        return d.find_element(By.TAG_NAME, "body").text
+
     def page_shows(*texts: str) -> None:
-        body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
         try:
             wait.until(lambda d: all(text in body(d) for text in texts))
-        except Exception:
+        except TimeoutException:
             driver.save_screenshot(str(tmp_path / "failed.png"))
             missing = [text for text in texts if text not in body(driver)]
             raise AssertionError(f"{driver.current_url} does not show {missing} within {PAGE_TIMEOUT_S} s "
@@ -148,7 +160,8 @@ def test_the_ui_shows_the_run_its_metrics_and_its_figure(store_with_run, ui_url,
                    "?workflowType=machine_learning")
         page_shows(FIGURE, "cache_llm.png", "prior_latency.png", "kl_audit_bound.png")
         wait.until(lambda d: any(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
-                                 for img in d.find_elements(By.CSS_SELECTOR, "img[src^='blob:']")))
+                                 for img in d.find_elements(By.CSS_SELECTOR, "img[src^='blob:']")),
+                   message=f"{FIGURE} is listed but no loaded image of it appeared")
         # The assistant side panel hides half the page in a screenshot; it is optional chrome.
         for close in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):
             driver.execute_script("arguments[0].click()", close)
@@ -157,5 +170,4 @@ def test_the_ui_shows_the_run_its_metrics_and_its_figure(store_with_run, ui_url,
         assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     finally:
         driver.quit()
-    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
-        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+    return screenshot

@@ -40,7 +40,8 @@ Series = list[tuple[int, float]]
 History = dict[str, Series]
 
 _LEARNING = ("episode_return_mean", "success_rate")
-_EVAL = {"": "agent", "prior_": "LLM prior alone", "random_": "random"}
+_EVAL = {"": ("agent", "*", 13), "prior_": ("LLM prior alone", "D", 7), "random_": ("random", "v", 8)}
+"""Evaluation prefix -> (label, marker, size): distinct shapes, as the three often coincide (all 1.0)."""
 _CACHE = ("cache_hit_rate", "llm_queries", "prior_requests")
 _LATENCY = ("prior_latency_ms_p50", "prior_latency_ms_p95", "llm_latency_ms_p50", "llm_latency_ms_p95")
 _KL = ("prior_kl_audit_window", "prior_kl_bound", "prior_kl_audit")
@@ -77,10 +78,17 @@ def build_figures(history: History, meta_enabled: bool) -> dict[str, Figure]:
 
 
 def log_run_plots(run_id: str | None = None) -> list[str]:
-    """Log the run's figures (default: the active run); returns the artifact paths logged."""
+    """Log the run's figures (default: the active run); returns the artifact paths logged.
+
+    Raises only when there is no run to plot; failures while plotting are warnings.
+    """
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise ValueError("log_run_plots: pass the run_id, or call it inside `mlflow.start_run()`")
+        run_id = active.info.run_id
     logged: list[str] = []
     try:
-        run_id = run_id or mlflow.active_run().info.run_id
         client = MlflowClient()
         meta = client.get_run(run_id).data.params.get(META_PARAM) == "True"
         for name, figure in build_figures(read_history(client, run_id), meta).items():
@@ -111,30 +119,28 @@ def _new(panels: int, title: str, rows: int = 1) -> tuple[Figure, list[Axes]]:
     return figure, axes
 
 
-def _finish(ax: Axes, ylabel: str, x_label: str = "env steps") -> None:
-    ax.set_xlabel(x_label)
+def _finish(ax: Axes, ylabel: str) -> None:
+    ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if ax.lines or ax.collections:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    else:  # an empty panel says so instead of showing bare axes
+    if not ax.lines:  # an empty panel says so instead of showing bare axes
         ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes,
                 color="grey")
+    elif ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def _learning_figure(history: History, x: dict[int, float]) -> Figure:
     figure, axes = _new(2, "Learning: training episodes per iteration, held-out evaluation at the end")
-    last_x = max(x.values(), default=None)
     for ax, name, label in zip(axes, _LEARNING, ("episode return (mean)", "success rate")):
         if history.get(name):
             ax.plot(*_xy(history[name], x), "o-", label="training episodes")
-        for prefix, who in _EVAL.items():
+        for prefix, (who, marker, size) in _EVAL.items():
             point = history.get(f"eval_{prefix}{name}")
             if point:
                 step, value = point[-1]
-                ax.plot([x.get(step, last_x if last_x is not None else float(step))], [value], "*", markersize=11,
-                        label=f"held-out: {who}")
+                ax.plot([x.get(step, float(step))], [value], marker,
+                        markersize=size, alpha=0.8, label=f"held-out: {who}")
         _finish(ax, label)
     return figure
 
