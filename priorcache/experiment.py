@@ -239,7 +239,8 @@ def _evaluate(cfg: ExperimentConfig, module: RLModule) -> dict[str, EvalResult]:
         # Only policies that read the prior pay for it: the random policy's env asks no LLM.
         env = make_env(env_config(cfg.env, cfg.prior, uses_prior(cfg) and prefix != "random_", role="eval"))
         try:
-            results[prefix] = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed)
+            results[prefix] = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed,
+                                       label=f"evaluation ({prefix.rstrip('_') or 'trained policy'})")
         finally:
             env.close()
     return results
