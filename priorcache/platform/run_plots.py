@@ -183,10 +183,12 @@ def _params_figure(history: History, x: dict[int, float]) -> Figure:
 
 def _kl_figure(history: History, x: dict[int, float]) -> Figure:
     figure, (ax,) = _new(1, "Audited KL(cached || fresh) per hit against the bound")
-    for name, style, label in (("prior_kl_bound", "--", "bound (slope from earlier iterations)"),
+    for name, style, label in (("prior_kl_bound", "s--", "bound (slope from earlier iterations)"),
                                ("prior_kl_audit_window", "o-", "measured (audits of the iteration)"),
-                               ("prior_kl_audit", ":", "measured (whole run so far)")):
+                               ("prior_kl_audit", "^:", "measured (whole run so far)")):
         if history.get(name):
             ax.plot(*_xy(history[name], x), style, label=label)
+    if ax.lines and not history.get("prior_kl_bound"):
+        ax.set_title("no bound yet: it is calibrated on audits of earlier iterations", fontsize=8, color="grey")
     _finish(ax, "KL per hit (nats)")
     return figure
