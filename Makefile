@@ -1,7 +1,9 @@
 # The project's single entry point. Targets create the locked environment on first use.
 #   make run    - the default experiment (PPO-Prior on a generated TextWorld game, CPU LLM prior
 #                 through the shared cache, tracked in MLflow)
-#   make test   - the test suite (fast + real-path tests; `make test-all` adds the slow ones)
+#   make test   - the test suite (fast + real-path tests; `make test-all` adds the slow ones);
+#                 installs Debian's Chromium for the browser test first when run as root
+#   make docs   - the docs site into site/ (mkdocs build --strict: any warning fails)
 #   make ui     - MLflow UI on the project's run store (http://127.0.0.1:5000)
 #   make bench  - prior-latency benchmark (cache hit vs LLM call)
 #   make results / make prior-results - the results tables in docs/results/ (hours on 2 cores)
@@ -21,7 +23,7 @@ export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
   -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 export UV_PYTHON := 3.11
 
-.PHONY: env run test test-all ui bench results prior-results clean
+.PHONY: env run test test-all ensure-chromium docs ui bench results prior-results clean
 
 env: $(VENV)/.synced
 
@@ -36,13 +38,28 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 run: env
 	$(PY) -m priorcache run $(EXPERIMENT) $(ARGS)
 
+# The browser test (tests/test_ui_browser.py) drives Debian's Chromium; install it if missing.
+ensure-chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		echo "make test: installing Debian's chromium and chromium-driver for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "make test: the browser test needs Chromium; run: sudo apt-get install -y chromium chromium-driver" >&2; \
+		exit 1; \
+	fi
+
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-test: env
+test: env ensure-chromium
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-all: PYTEST_ARGS += -m ""
 test-all: test
+
+# Material's end-of-life banner is advice, not a build warning; keep the output to the build.
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 ui: env
 	$(PY) -m priorcache ui

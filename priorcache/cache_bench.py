@@ -34,6 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.platform.config import ConfigError, ExperimentConfig, load_config
 from priorcache.platform.prior_client import HIT_SOURCES
+from priorcache.progress import Progress
 
 DEFAULT_CONFIG = "benchmarks/cache_policies.yaml"
 STATIC_PREFIX = "static-"
@@ -122,8 +123,11 @@ class _Window:
     returns: list[float] = field(default_factory=list)
 
 
-def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig) -> dict[str, Any]:
-    """Play `bench.steps` env steps acting by the served prior; the cell's metrics and windows."""
+def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache benchmark") -> dict[str, Any]:
+    """Play `bench.steps` env steps acting by the served prior; the cell's metrics and windows.
+
+    While it takes long, a progress line named `label` every 30 s.
+    """
     import ray
 
     from priorcache.envs.registry import env_config, make_env
@@ -142,6 +146,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig) -> dict[str, Any]:
     window = _Window()
     evictions_before = 0
     started = time.perf_counter()
+    progress = Progress(label, bench.steps, "env steps")
     try:
         obs, info = env.reset(seed=bench.seed)
         _record(info, window, latencies, kls, flips)
@@ -153,6 +158,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig) -> dict[str, Any]:
             obs, reward, terminated, truncated, info = env.step(int(rng.choice(k, p=prior / prior.sum())))
             episode_return += float(reward)
             _record(info, window, latencies, kls, flips)
+            progress(step, f"{len(latencies)} prior requests")
             if terminated or truncated:
                 returns.append(episode_return)
                 window.returns.append(episode_return)
@@ -303,7 +309,7 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
     rows: list[dict[str, Any]] = []
     for (env_name, policy), cfg in resolved.items():
         print(f"[{env_name} / {policy}] {bench.steps} env steps ...", flush=True)
-        row = {"env": env_name, "policy": policy, "command": command, **run_cell(cfg, bench)}
+        row = {"env": env_name, "policy": policy, "command": command, **run_cell(cfg, bench, f"[{env_name} / {policy}]")}
         print(f"[{env_name} / {policy}] LLM queries {row['llm_queries']} of {row['prior_requests']} requests, "
               f"hit rate {row['cache_hit_rate']:.1%}, prior p50 {row['prior_latency_ms_p50']:.1f} ms, "
               f"{row['wall_time_s']:.0f} s", flush=True)

@@ -215,7 +215,7 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
 
             env = make_text_env(cfg.env, role="eval")
             try:
-                result = evaluate(env, WebShopRuleAgent(), cfg.eval.episodes, cfg.eval.seed)
+                result = evaluate(env, WebShopRuleAgent(), cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
             finally:
                 env.close()
             metrics = {"llm_queries": 0.0}
@@ -225,7 +225,7 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
             react = ReActAgent(cfg.prior.llm, max_thought_tokens=thought_tokens)
             env = make_text_env(cfg.env, role="eval")
             try:
-                result = evaluate(env, react, cfg.eval.episodes, cfg.eval.seed)
+                result = evaluate(env, react, cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
             finally:
                 env.close()
                 react.close()
@@ -237,7 +237,7 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
             pool = connect(cfg.prior)[1] if use_prior else None
             env = make_env(env_config(cfg.env, cfg.prior, use_prior, role="eval"))
             try:
-                result = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed)
+                result = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
             finally:
                 env.close()
             metrics = {"llm_queries": 0.0}

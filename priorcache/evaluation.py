@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
+from priorcache.progress import Progress
+
 Policy = Callable[[dict[str, np.ndarray], np.random.Generator], int]
 
 
@@ -68,9 +70,13 @@ def module_policy(module: Any, greedy: bool) -> Policy:
     return act
 
 
-def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int) -> EvalResult:
-    """Play `episodes` episodes with seeds seed, seed+1, ...; success = `info["won"]`."""
+def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int, label: str = "evaluation") -> EvalResult:
+    """Play `episodes` episodes with seeds seed, seed+1, ...; success = `info["won"]`.
+
+    While it takes long (LLM-bound policies), a progress line named `label` every 30 s.
+    """
     returns, lengths, wins = [], [], []
+    progress = Progress(label, episodes, "episodes")
     for episode in range(episodes):
         rng = np.random.default_rng(seed + episode)
         obs, info = env.reset(seed=seed + episode)
@@ -83,4 +89,5 @@ def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int) -> EvalResu
         returns.append(total)
         lengths.append(steps)
         wins.append(bool(info.get("won", False)))
+        progress(episode + 1, f"success {np.mean(wins):.2f}")
     return EvalResult(episodes, float(np.mean(wins)), float(np.mean(returns)), float(np.mean(lengths)))

@@ -36,6 +36,7 @@ from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompt_context import resolve_demos
 from priorcache.platform.prior_client import connect
+from priorcache.platform.run_plots import log_run_plots
 from priorcache.platform.tracking import RunTracker, tracking_uri
 
 log = logging.getLogger("priorcache")
@@ -163,6 +164,7 @@ def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = N
             raise
         finally:
             _log_json(tracker, summary_path, summary)
+            log_run_plots(tracker.run_id)  # never raises: cannot mask the run's own error
     return RunOutcome(run_dir, summary_path, tracker.run_id, tracking_uri(cfg.tracking), summary)
 
 
@@ -240,7 +242,8 @@ def _evaluate(cfg: ExperimentConfig, module: RLModule) -> dict[str, EvalResult]:
         # Only policies that read the prior pay for it: the random policy's env asks no LLM.
         env = make_env(env_config(cfg.env, cfg.prior, uses_prior(cfg) and prefix != "random_", role="eval"))
         try:
-            results[prefix] = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed)
+            results[prefix] = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed,
+                                       label=f"evaluation ({prefix.rstrip('_') or 'trained policy'})")
         finally:
             env.close()
     return results

@@ -52,7 +52,10 @@ def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
     assert {"cache_hit_rate", "llm_queries", "env_steps", "episode_return_mean", "meta_overhead_frac",
             "prior_temperature", "cache_capacity"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "summary.json", "cache_stats.json", "cache_snapshot.npz"} <= artifacts
+    assert {"config.yaml", "summary.json", "cache_stats.json", "cache_snapshot.npz", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {f"plots/{name}.png" for name in
+                     ("learning_curves", "cache_llm", "prior_latency", "kl_audit_bound", "cache_params")}
 
 
 def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypatch):
@@ -77,3 +80,5 @@ def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypat
     [run] = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert run.info.status == "KILLED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "env_steps")] == [1, 2]
+    # the figures of what was logged before the interrupt
+    assert "plots/learning_curves.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
