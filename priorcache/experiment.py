@@ -31,7 +31,8 @@ from priorcache.algorithms.registry import algorithm_config, uses_prior
 from priorcache.envs.registry import ROLES, env_config, make_env, make_text_env, register, resolve_env
 from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
-from priorcache.platform.cache.controller import CHANGE_LOG, CacheController
+from priorcache.platform.cache.controller import CHANGE_LOG, SNAPSHOT, CacheController
+from priorcache.platform.cache.persist import load_snapshot
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompt_context import resolve_demos
@@ -124,6 +125,16 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
+def with_cache_snapshot(cfg: ExperimentConfig, run_dir: Path) -> ExperimentConfig:
+    """`prior.cache.snapshot_path` made absolute (the cache actor's working directory is not the
+    driver's); empty: `cache_snapshot.npz` in the run folder. A file already there must load."""
+    path = Path(cfg.prior.cache.snapshot_path).resolve() if cfg.prior.cache.snapshot_path else run_dir / SNAPSHOT
+    if path.is_file():
+        load_snapshot(path, key="prior.cache.snapshot_path")
+    cache = replace(cfg.prior.cache, snapshot_path=str(path))
+    return replace(cfg, prior=replace(cfg.prior, cache=cache))
+
+
 IterationHook = Callable[[int, dict[str, float]], None]
 """Called after every training iteration with (iteration, DESIGN.md metrics); Tune reports through it."""
 
@@ -143,7 +154,7 @@ def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = N
     summary: dict[str, Any] = {"status": "running", "name": cfg.name, "algorithm": cfg.algorithm.name}
     summary_path = run_dir / "summary.json"
 
-    cfg = preflight(cfg)
+    cfg = with_cache_snapshot(preflight(cfg), run_dir)
     summary["env"] = to_dict(cfg.env)
     init_ray(cfg.ray)
     check_resources(cfg)
