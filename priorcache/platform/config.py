@@ -170,6 +170,9 @@ class LLMConfig:
     """A prior request waiting longer gets the `fallback` prior instead (counted in `prior_fallbacks`)."""
     fallback: str = "uniform"
     """Prior served when the LLM does not answer within `timeout_s`; never cached. Registered: uniform."""
+    max_replica_restarts: int = 3
+    """Dead replicas the pool replaces over its life (their requests go back to the queue and are
+    answered by another replica); past it, requests that reach a dead replica fail."""
 
 
 @dataclass
@@ -411,7 +414,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
     "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
-    "prior.cache.max_restarts", "prior.cache.snapshot_every_s",
+    "prior.cache.max_restarts", "prior.cache.snapshot_every_s", "prior.llm.max_replica_restarts",
 )
 
 

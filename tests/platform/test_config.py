@@ -30,6 +30,7 @@ def test_shipped_experiments_load(path):
     ("env.game_file=/nonexistent/game.z8", "env.game_file"),
     ("prior.llm.model_path=/nonexistent/model.gguf", "prior.llm.model_path"),
     ("prior.llm.fallback=last", "prior.llm.fallback"),
+    ("prior.llm.max_replica_restarts=-1", "prior.llm.max_replica_restarts"),
     ("prior.cache.max_restarts=-1", "prior.cache.max_restarts"),
     ("prior.cache.snapshot_every_s=-5", "prior.cache.snapshot_every_s"),
     ("prior.cache.snapshot_path=/nonexistent/dir/cache_snapshot.npz", "prior.cache.snapshot_path"),
