@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache
 from priorcache.platform.cache.persist import load_snapshot, save_snapshot
@@ -157,9 +158,14 @@ class CacheActor:
 def get_or_create_cache_actor(namespace: str, params: CacheParams, dim: int,
                               recovery: Recovery = Recovery()) -> ray.actor.ActorHandle:
     """The cache actor of `namespace`, created with `params` and `recovery` if it does not exist yet
-    (an existing actor keeps the arguments it was created with)."""
+    (an existing actor keeps the arguments it was created with), on the caller's node."""
     return CacheActor.options(
         name=cache_actor_name(namespace), namespace=RAY_NAMESPACE, get_if_exists=True,
+        # On its creator's node (a run's driver): the default snapshot path is in the driver's run
+        # folder, which other nodes lack, and a restart must find it there. The pin costs no
+        # availability: the actor needs no CPU, and it dies with its creator anyway (its owner).
+        # (A soft pin is not enough: measured, Ray placed 7 of 8 such actors on other nodes.)
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
         max_restarts=recovery.max_restarts,
         # Calls wait out a restart and run again on the restarted actor (at least once: a
         # lookup may be counted twice, a repeated insert overwrites its own entry).
