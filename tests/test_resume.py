@@ -22,9 +22,8 @@ def run_folder(tmp_path: Path, store: str) -> tuple[Path, str]:
     run_dir = tmp_path / "run"
     (run_dir / "checkpoint").mkdir(parents=True)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    with mlflow.start_run() as run:
-        pass
+    client = mlflow.MlflowClient(tracking_uri=store)  # not mlflow.set_tracking_uri: it sets the env of later tests
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
     save_resume_point(run_dir, run.info.run_id, 1, {"llm_queries": 40.0, "wall_time_s": 12.0})
     return run_dir, run.info.run_id
 
