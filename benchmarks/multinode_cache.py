@@ -103,7 +103,8 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def start_cluster(worker_nodes: int) -> Cluster:
-    """A head (1 CPU: the LLM replica) and `worker_nodes` nodes (1 CPU each), joined by this driver."""
+    """A head and `worker_nodes` worker nodes of 1 CPU each (the LLM replica takes one; runners and
+    the cache actor need none), joined by this driver."""
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     for _ in range(worker_nodes):
         cluster.add_node(num_cpus=1)
@@ -132,7 +133,8 @@ def start_runners(cluster: Cluster) -> tuple[ray.actor.ActorHandle, ray.actor.Ac
     """Runners A and B on two nodes other than the driver's; the driver first creates the shared
     actors (beside itself), as `priorcache run` does."""
     connect(prior_config())
-    a, b = (Runner.options(scheduling_strategy=pinned(node)).remote(prior_config()) for node in other_nodes(cluster)[:2])
+    a, b = (Runner.options(scheduling_strategy=pinned(node)).remote(prior_config())
+            for node in other_nodes(cluster)[:2])
     return a, b
 
 

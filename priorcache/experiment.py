@@ -38,8 +38,8 @@ from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompt_context import resolve_demos
 from priorcache.platform.prior_client import connect
-from priorcache.resume import CHECKPOINT, ResumePoint, counter_offsets, load_resume_point, save_resume_point
 from priorcache.platform.tracking import RunTracker, tracking_uri
+from priorcache.resume import CHECKPOINT, ResumePoint, counter_offsets, load_resume_point, save_resume_point
 
 log = logging.getLogger("priorcache")
 

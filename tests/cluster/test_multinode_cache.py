@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_runners_on_different_nodes_share_hits_and_keep_their_near_caches(tmp_path):
     out = tmp_path / "check.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "multinode_cache.py"), "--check", "--out", str(out)],
+    script = REPO / "benchmarks" / "multinode_cache.py"
+    proc = subprocess.run([sys.executable, str(script), "--check", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     result = json.loads(out.read_text())
