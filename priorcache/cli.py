@@ -1,6 +1,8 @@
 """The `priorcache` command line (also `python -m priorcache`).
 
-    priorcache run CONFIG [key=value ...]   train + evaluate one experiment, tracked in MLflow
+    priorcache run CONFIG [key=value ...] [--resume RUN_DIR]
+                                             train + evaluate one experiment, tracked in MLflow;
+                                             --resume continues a run from its last checkpoint
     priorcache eval SUITE [--domains ..] [--agents ..] [--fresh] [--render-only]
                                              every agent on every domain -> results table
     priorcache sweep SWEEP [--dry-run]       Ray Tune over cache policies, nested MLflow runs -> table
@@ -39,9 +41,10 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from priorcache.platform.embed import EmbedderError
     from priorcache.platform.cache.persist import SnapshotError
     from priorcache.platform.llm.backend import ModelFileError
+    from priorcache.resume import ResumeError
 
     return (ConfigError, ClusterError, GameFileError, GameGenerationError, AlfworldGameError, BabyAILevelError,
-            ModelFileError, EmbedderError, SnapshotError)
+            ModelFileError, EmbedderError, SnapshotError, ResumeError)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -53,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     from priorcache.experiment import run_experiment
 
     try:
-        outcome = run_experiment(cfg)
+        outcome = run_experiment(cfg, resume=args.resume)
     except _input_errors() as err:
         print(f"priorcache: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -160,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate one experiment")
     run.add_argument("config", help="experiment YAML (e.g. experiments/textworld_ppo_prior.yaml)")
     run.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. train.iterations=3)")
+    run.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue this run folder from its last checkpoint, in the same MLflow run "
+                          "(same config; train.iterations may be raised)")
     run.set_defaults(func=_run)
     ev = sub.add_parser("eval", help="run a results suite: every agent on every domain")
     ev.add_argument("suite", help="suite YAML (e.g. experiments/suites/text.yaml)")

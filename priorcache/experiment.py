@@ -5,7 +5,8 @@ priorcache run` execute. Per iteration it logs DESIGN.md's metrics to MLflow and
 progress line; at the end it evaluates the trained policy and a random policy on held-out
 seeds and writes `summary.json` into the run folder. Every metric is in the MLflow store the
 moment it is logged, and `summary.json` and the cache's `cache_snapshot.npz` are written
-(with `status`) even when a run fails or is interrupted. The cache's per-iteration work
+(with `status`) even when a run fails or is interrupted. An interrupted run continues from
+its last checkpoint with `resume=RUN_DIR` (`resume.py`). The cache's per-iteration work
 (KL bound, meta-optimizer, warm start) is `platform/cache/controller.py`'s.
 """
 
@@ -31,13 +32,15 @@ from priorcache.algorithms.registry import algorithm_config, uses_prior
 from priorcache.envs.registry import ROLES, env_config, make_env, make_text_env, register, resolve_env
 from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
-from priorcache.platform.cache.controller import CHANGE_LOG, CacheController
+from priorcache.platform.cache.controller import CHANGE_LOG, SNAPSHOT, CacheController
+from priorcache.platform.cache.persist import load_snapshot
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompt_context import resolve_demos
 from priorcache.platform.prior_client import connect
 from priorcache.platform.run_plots import log_run_plots
 from priorcache.platform.tracking import RunTracker, tracking_uri
+from priorcache.resume import CHECKPOINT, ResumePoint, counter_offsets, load_resume_point, save_resume_point
 
 log = logging.getLogger("priorcache")
 
@@ -128,35 +131,56 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
+def with_cache_snapshot(cfg: ExperimentConfig, run_dir: Path) -> ExperimentConfig:
+    """`prior.cache.snapshot_path` made absolute (the cache actor's working directory is not the
+    driver's); empty: `cache_snapshot.npz` in the run folder. A file already there must load."""
+    path = Path(cfg.prior.cache.snapshot_path).resolve() if cfg.prior.cache.snapshot_path else run_dir / SNAPSHOT
+    if path.is_file():
+        load_snapshot(path, key="prior.cache.snapshot_path")
+    cache = replace(cfg.prior.cache, snapshot_path=str(path))
+    return replace(cfg, prior=replace(cfg.prior, cache=cache))
+
+
 IterationHook = Callable[[int, dict[str, float]], None]
 """Called after every training iteration with (iteration, DESIGN.md metrics); Tune reports through it."""
 
 
 def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = None,
-                   tags: dict[str, str] | None = None) -> RunOutcome:
+                   tags: dict[str, str] | None = None, resume: str | Path | None = None) -> RunOutcome:
     """Train and evaluate as `cfg` says; see the module docstring.
 
-    `on_iteration` sees each iteration's metrics after they are logged; `tags` are added to
-    the MLflow run (a sweep tags its trials with it).
+    `on_iteration` sees each iteration's metrics after they are logged (and the iteration's
+    checkpoint, if one is due, saved); `tags` are added to the MLflow run (a sweep tags its
+    trials with it). `resume` is the folder of an earlier run of the same config to continue
+    from its last checkpoint, in its MLflow run (`resume.py`).
     """
-    started = time.monotonic()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = (Path(cfg.output_dir) / f"{cfg.name}-{stamp}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    point = load_resume_point(cfg, resume) if resume is not None else None
+    if point is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_dir = (Path(cfg.output_dir) / f"{cfg.name}-{stamp}").resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = point.run_dir
+    # A resumed run's wall time goes on from the time logged with its checkpoint.
+    started = time.monotonic() - (point.metrics.get("wall_time_s", 0.0) if point is not None else 0.0)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     summary: dict[str, Any] = {"status": "running", "name": cfg.name, "algorithm": cfg.algorithm.name}
     summary_path = run_dir / "summary.json"
 
-    cfg = preflight(cfg)
+    cfg = with_cache_snapshot(preflight(cfg), run_dir)
     summary["env"] = to_dict(cfg.env)
     init_ray(cfg.ray)
     check_resources(cfg)
     register()
-    with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg))) as tracker:
+    with RunTracker(cfg.tracking, cfg.name, flatten(to_dict(cfg)), point.mlflow_run_id if point else "") as tracker:
         tracker.set_tags({"run_dir": str(run_dir), **(tags or {})})
+        summary["mlflow_run_id"] = tracker.run_id
+        if point is not None:
+            tracker.set_tags({"resumed_from_iteration": str(point.iteration)})
+            summary["resumed_from_iteration"] = point.iteration
         tracker.log_artifact(run_dir / "config.yaml")
         try:
-            summary.update(_train_and_evaluate(cfg, run_dir, tracker, started, on_iteration))
+            summary.update(_train_and_evaluate(cfg, run_dir, tracker, started, on_iteration, point))
             summary["status"] = "finished"
         except BaseException as err:
             summary["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
@@ -168,31 +192,48 @@ def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = N
     return RunOutcome(run_dir, summary_path, tracker.run_id, tracking_uri(cfg.tracking), summary)
 
 
-def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracker,
-                        started: float, on_iteration: IterationHook | None) -> dict[str, Any]:
+def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracker, started: float,
+                        on_iteration: IterationHook | None, point: ResumePoint | None) -> dict[str, Any]:
     cache, pool = connect(cfg.prior) if uses_prior(cfg) else (None, None)
     controller = CacheController(cfg.prior, cache, run_dir) if cache is not None else None
-    if controller is not None and cfg.prior.cache.warm_start:
+    # A resumed run's cache comes back from its own snapshot (`with_cache_snapshot`), not the warm start.
+    if controller is not None and cfg.prior.cache.warm_start and point is None:
         entries = controller.warm_start()
         tracker.set_tags({"cache_warm_start": cfg.prior.cache.warm_start})
         print(f"cache warm start: {entries} entries from {cfg.prior.cache.warm_start}", flush=True)
     algo = algorithm_config(cfg).build_algo()
+    offsets: dict[str, float] = {}
+    if point is not None:
+        algo.restore_from_path(str(point.checkpoint))
+        offsets = counter_offsets(point, collect_iteration_metrics({}, cache, pool, 0.0, lifetime=True))
+        print(f"resumed {run_dir.name} at iteration {point.iteration} (MLflow run {point.mlflow_run_id})", flush=True)
+
+    def collect(result: dict[str, Any], lifetime: bool = False) -> dict[str, float]:
+        metrics = collect_iteration_metrics(result, cache, pool, time.monotonic() - started, lifetime=lifetime)
+        return {**metrics, **{k: metrics[k] + v for k, v in offsets.items() if k in metrics}}
+
+    def checkpoint(iteration: int, metrics: dict[str, float]) -> None:
+        algo.save_to_path(str(run_dir / CHECKPOINT))
+        save_resume_point(run_dir, tracker.run_id, iteration, metrics)
+
     metrics: dict[str, float] = {}
+    saved = point.iteration if point is not None else 0
     try:
-        for iteration in range(1, cfg.train.iterations + 1):
+        for iteration in range(saved + 1, cfg.train.iterations + 1):
             result = algo.train()
-            metrics = collect_iteration_metrics(result, cache, pool, time.monotonic() - started)
+            metrics = collect(result)
             if controller is not None:
                 metrics.update(controller.after_iteration(iteration, metrics))
             tracker.log_metrics(metrics, step=iteration)
             print(progress_line(iteration, cfg.train.iterations, metrics), flush=True)
+            if cfg.train.checkpoint_every and iteration % cfg.train.checkpoint_every == 0:
+                checkpoint(iteration, metrics)
+                saved = iteration
             if on_iteration is not None:
                 on_iteration(iteration, metrics)
-            if cfg.train.checkpoint_every and iteration % cfg.train.checkpoint_every == 0:
-                algo.save_to_path(str(run_dir / "checkpoint"))
-        algo.save_to_path(str(run_dir / "checkpoint"))
-        final = {**metrics, **collect_iteration_metrics(result, cache, pool, time.monotonic() - started,
-                                                         lifetime=True)}
+        if saved < cfg.train.iterations:
+            checkpoint(cfg.train.iterations, metrics)
+        final = {**metrics, **collect(result, lifetime=True)}
     finally:
         algo.stop()
         if controller is not None:  # what the cache learned survives a failed or interrupted run
@@ -202,7 +243,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
     if cache is not None:
         _log_json(tracker, run_dir / "cache_stats.json",
                   {"cache_actor": ray.get(cache.stats.remote()), "llm_pool": ray.get(pool.stats.remote())})
-    evaluations = _evaluate(cfg, trained_module(run_dir / "checkpoint"))
+    evaluations = _evaluate(cfg, trained_module(run_dir / CHECKPOINT))
     eval_metrics = {k: v for prefix, result in evaluations.items() for k, v in result.as_dict(prefix).items()}
     summary = {
         **final,
@@ -211,7 +252,7 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
         **eval_metrics,
         "eval_seeds": [cfg.eval.seed, cfg.eval.seed + cfg.eval.episodes - 1],
         "wall_time_s": time.monotonic() - started,
-        "checkpoint": str(run_dir / "checkpoint"),
+        "checkpoint": str(run_dir / CHECKPOINT),
     }
     tracker.log_metrics({f"eval_{k}": v for k, v in eval_metrics.items()}, step=cfg.train.iterations)
     return summary

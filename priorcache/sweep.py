@@ -38,8 +38,9 @@ Schedulers: `asha` stops trials whose `metric` trails at its rungs (`grace_perio
 x4); trials that reach `train.iterations` end on their own, after their evaluation and
 MLflow bookkeeping. `pbt` may only perturb `search` keys, every `perturbation_interval`
 iterations; but PBT exploits by cloning a better trial's checkpoint and `run_experiment`
-cannot resume from one, so trials report none and Tune skips every exploit step (it logs
-"no checkpoint for trial"): today a pbt sweep ranks trials like fifo. `fifo` runs every trial
+resumes only its own run folder (`resume=`), not another trial's checkpoint, so trials report
+none and Tune skips every exploit step (it logs "no checkpoint for trial"): today a pbt sweep
+ranks trials like fifo. `fifo` runs every trial
 to the end.
 
 At the end the driver prints one row per trial (policy, grid point, status, iterations,

@@ -51,3 +51,10 @@ def test_unknown_babyai_level_fails_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "env.babyai.level" in proc.stderr and "BabyAI-GoToObj-v0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_resume_of_a_folder_without_checkpoint_fails_in_one_line(tmp_path):
+    proc = run_cli("run", str(EXPERIMENT), f"tracking.uri=sqlite:///{tmp_path / 'db.sqlite'}",
+                   "--resume", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--resume" in proc.stderr and "checkpoint" in proc.stderr and "Traceback" not in proc.stderr

@@ -10,6 +10,7 @@ import pytest
 from priorcache.experiment import run_experiment
 from priorcache.metrics import METRIC_NAMES
 from priorcache.platform.config import load_config
+from priorcache.resume import ResumeError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,3 +83,36 @@ def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypat
     assert [m.step for m in client.get_metric_history(run.info.run_id, "env_steps")] == [1, 2]
     # the figures of what was logged before the interrupt
     assert "plots/learning_curves.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+
+
+@pytest.mark.slow  # two runs: about 4.5 minutes on 2 shared cores
+def test_interrupted_run_resumes_from_its_checkpoint_in_the_same_mlflow_run(ray_session, tmp_path):
+    overrides = [*tiny_run_overrides(tmp_path, "resume"), "train.checkpoint_every=1", "eval.episodes=1"]
+    cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", overrides)
+
+    def interrupt_after_first_iteration(iteration, metrics):
+        if iteration == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, on_iteration=interrupt_after_first_iteration)
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+    outcome = run_experiment(cfg, resume=run_dir)
+
+    assert outcome.run_dir == run_dir and outcome.summary["status"] == "finished"
+    assert outcome.summary["resumed_from_iteration"] == 1
+    client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
+    [run] = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert run.info.run_id == outcome.mlflow_run_id and run.info.status == "FINISHED"
+    env_steps = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "env_steps")}
+    llm_queries = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "llm_queries")}
+    wall_time = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "wall_time_s")}
+    assert sorted(env_steps) == sorted(llm_queries) == [1, 2]
+    # The counters continue from the checkpoint: iteration 2 adds its batch to iteration 1's steps.
+    assert env_steps[2] >= env_steps[1] + cfg.algorithm.train_batch_size
+    assert outcome.summary["env_steps"] == env_steps[2]
+    assert llm_queries[2] >= llm_queries[1] > 0 and wall_time[2] > wall_time[1]
+    with pytest.raises(ResumeError, match="train.iterations"):  # nothing left to train
+        run_experiment(cfg, resume=run_dir)

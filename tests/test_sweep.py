@@ -163,6 +163,9 @@ def test_two_trial_sweep_nests_its_trials_under_one_mlflow_run(tmp_path):
     sweep = write_sweep(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "PRIORCACHE_CACHE_DIR": str(REPO / ".cache")}  # the assembled LLM file, not a copy in tmp
+    # mlflow.set_tracking_uri in earlier tests of this session exports MLFLOW_TRACKING_URI, which
+    # would send the sweep's runs to their store instead of the working directory's.
+    env.pop("MLFLOW_TRACKING_URI", None)
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "priorcache", "sweep", str(sweep)], capture_output=True,
                           text=True, timeout=900, cwd=tmp_path, env=env)

@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.platform.llm.scoring import ScoringRule
 from priorcache.platform.llm.vllm_backend import DTYPES
+from priorcache.platform.logprob import FALLBACK_PRIORS
 
 
 T = TypeVar("T")
@@ -186,7 +187,12 @@ class LLMConfig:
     max_batch: int = 8
     """Most requests one replica call scores (batching across callers)."""
     timeout_s: float = 120.0
-    """A prior request waiting longer falls back to a uniform prior (counted)."""
+    """A prior request waiting longer gets the `fallback` prior instead (counted in `prior_fallbacks`)."""
+    fallback: str = "uniform"
+    """Prior served when the LLM does not answer within `timeout_s`; never cached. Registered: uniform."""
+    max_replica_restarts: int = 3
+    """Dead replicas the pool replaces over its life (their requests go back to the queue and are
+    answered by another replica); past it, requests that reach a dead replica fail."""
 
 
 @dataclass
@@ -267,6 +273,17 @@ class CacheConfig:
     """`per_entry` only: an audited hit costing more KL than this raises its entry's threshold."""
     warm_start: str = ""
     """Cache snapshot (.npz, written as `cache_snapshot.npz` by every run) to start from."""
+    max_restarts: int = 3
+    """Times Ray restarts the cache actor after its process died (0: never). The restarted actor
+    reloads `snapshot_path`; calls made meanwhile wait for it and are retried."""
+    snapshot_path: str = ""
+    """File the cache actor saves its entries to (every `snapshot_every_s`) and reloads when it
+    starts or restarts. Empty: `cache_snapshot.npz` in the run folder under `priorcache run`, no
+    file elsewhere. On a multi-node cluster give a path every node can read: a restarted actor
+    may run on another node."""
+    snapshot_every_s: float = 30.0
+    """Seconds between the cache actor's own snapshots, taken only when entries changed; 0: none
+    (the run still saves one at its end)."""
     meta: MetaConfig = field(default_factory=MetaConfig)
     """Online meta-optimizer of threshold, capacity, refresh and prior temperature."""
 
@@ -391,6 +408,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "env.suite.family": ("simple", "cooking", "coin_collector"),
     "prior.llm.backend": ("llama_cpp", "vllm"),
     "prior.llm.dtype": DTYPES,
+    "prior.llm.backend": ("llama_cpp",),
+    "prior.llm.fallback": tuple(FALLBACK_PRIORS),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
     "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
@@ -417,6 +436,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "algorithm.prior_weight_start", "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
     "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
+    "prior.cache.max_restarts", "prior.cache.snapshot_every_s", "prior.llm.max_replica_restarts",
 )
 
 
@@ -505,6 +525,12 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(
             f"config key 'prior.cache.warm_start': {config.prior.cache.warm_start} does not exist; give the "
             "cache_snapshot.npz of an earlier run (in its run folder) or leave it empty"
+        )
+    snapshot = config.prior.cache.snapshot_path
+    if snapshot and not Path(snapshot).parent.is_dir():
+        raise ConfigError(
+            f"config key 'prior.cache.snapshot_path': the folder of {snapshot} does not exist; create it, "
+            "or leave the key empty for cache_snapshot.npz in the run folder"
         )
     if config.algorithm.minibatch_size > config.algorithm.train_batch_size:
         raise ConfigError(

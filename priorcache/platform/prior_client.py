@@ -4,9 +4,11 @@
 says where it came from (`near`, `cache`, `llm` or `fallback`) and how long it took. The
 near-cache is a small `SemanticCache` in this process with the shared cache's parameters
 (re-read every `near_sync_s` seconds, since the meta-optimizer changes them at run time).
-A request the LLM does not answer within `prior.llm.timeout_s` gets a uniform prior and is
-not cached. A fraction of hits is audited against a fresh LLM prior (`cache/audit.py`); the
-outcome goes back to the entry that served the hit (per-entry thresholds learn from it).
+A request the LLM does not answer within `prior.llm.timeout_s` gets the `prior.llm.fallback`
+prior (uniform) and is not cached. While the cache actor restarts, calls to it wait and are
+retried by Ray (`cache/actor.py`), so a restart slows requests down but fails none. A
+fraction of hits is audited against a fresh LLM prior (`cache/audit.py`); the outcome goes
+back to the entry that served the hit (per-entry thresholds learn from it).
 Priors are cached as the LLM gave them and served at the shared `temperature` parameter.
 `PriorClient.propose` asks for the arguments of an open action (WebShop's search queries)
 through the same actors: the cache actor's exact-match proposal store, then the pool.
@@ -22,14 +24,14 @@ import numpy as np
 import ray
 from ray.exceptions import GetTimeoutError
 
-from priorcache.platform.cache.actor import get_or_create_cache_actor
+from priorcache.platform.cache.actor import Recovery, get_or_create_cache_actor
 from priorcache.platform.cache.audit import AuditResult, HitAuditor
 from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache, hash_text
 from priorcache.platform.cache.proposals import proposal_key
 from priorcache.platform.config import PriorConfig
 from priorcache.platform.embed import EMBEDDING_DIM, TextEmbedder
 from priorcache.platform.llm.pool import get_or_create_pool
-from priorcache.platform.logprob import log_softmax
+from priorcache.platform.logprob import FALLBACK_PRIORS, log_softmax
 
 HIT_SOURCES = ("near", "cache")
 SOURCES = (*HIT_SOURCES, "llm", "fallback")
@@ -71,7 +73,8 @@ the actor up by name while it is being torn down, and fail with ActorDiedError."
 
 def connect(cfg: PriorConfig) -> tuple[ray.actor.ActorHandle, ray.actor.ActorHandle]:
     """The (cache actor, replica pool) of this config, created when missing."""
-    cache = get_or_create_cache_actor(cfg.cache.namespace, cache_params(cfg), EMBEDDING_DIM)
+    recovery = Recovery(cfg.cache.max_restarts, cfg.cache.snapshot_path, cfg.cache.snapshot_every_s)
+    cache = get_or_create_cache_actor(cfg.cache.namespace, cache_params(cfg), EMBEDDING_DIM, recovery)
     pool = get_or_create_pool(cfg.llm)
     _HELD.extend((cache, pool))
     return cache, pool
@@ -186,7 +189,7 @@ class PriorClient:
             return ray.get(ref, timeout=self._cfg.llm.timeout_s), "llm"
         except GetTimeoutError:
             ray.cancel(ref)
-            return np.full(len(candidates), -np.log(len(candidates))), "fallback"
+            return FALLBACK_PRIORS[self._cfg.llm.fallback](len(candidates)), "fallback"
 
     def _sync_params(self) -> None:
         if time.monotonic() - self._synced_at < self._cfg.cache.near_sync_s:

@@ -2,7 +2,8 @@
 
 `RunTracker` opens the run (params = the resolved config, flattened), logs metrics as they
 arrive (each call is committed to the store at once, so a crash or Ctrl-C loses nothing
-already logged) and closes the run as FINISHED, FAILED or KILLED.
+already logged) and closes the run as FINISHED, FAILED or KILLED. Given a `run_id` it reopens
+that run instead (a resumed run), whose params are already logged.
 
 The store is `tracking.uri`, else `$MLFLOW_TRACKING_URI` (how a cluster job, whose working
 directory is a temporary copy, is pointed at a lasting store), else `mlruns/mlflow.db` with
@@ -56,11 +57,11 @@ def artifact_root(uri: str) -> Path | None:
 class RunTracker:
     """Context manager around one MLflow run; see the module docstring."""
 
-    def __init__(self, cfg: TrackingConfig, run_name: str, params: dict[str, Any]) -> None:
+    def __init__(self, cfg: TrackingConfig, run_name: str, params: dict[str, Any], run_id: str = "") -> None:
         self._cfg = cfg
         self._run_name = run_name
         self._params = params
-        self.run_id = ""
+        self.run_id = run_id
         self.experiment_id = ""
 
     def __enter__(self) -> "RunTracker":
@@ -69,6 +70,10 @@ class RunTracker:
         if artifacts is not None:
             artifacts.parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
+        if self.run_id:
+            # MLflow refuses to change a logged param, and the resumed run's are logged already.
+            self.experiment_id = mlflow.start_run(run_id=self.run_id).info.experiment_id
+            return self
         experiment = mlflow.get_experiment_by_name(self._cfg.experiment)
         if experiment is None:
             self.experiment_id = mlflow.create_experiment(

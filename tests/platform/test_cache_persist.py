@@ -1,5 +1,7 @@
 """Cache snapshots on disk: round trip through the file, bad files named with the config key."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,16 @@ def test_not_a_snapshot_names_the_config_key(tmp_path):
     bad.write_text("hello")
     with pytest.raises(SnapshotError, match="prior.cache.warm_start"):
         load_snapshot(bad)
+
+
+def test_concurrent_writers_of_one_file_leave_a_whole_snapshot(tmp_path):
+    # The cache actor's periodic snapshot and the driver's final one may write one file at once.
+    cache = SemanticCache(CacheParams(), DIM)
+    for i in range(50):
+        cache.insert(np.eye(DIM, dtype=np.float32)[i % DIM], hash_text(f"s{i}"),
+                     Guard.for_candidates("m", "p", ["a", "b"]), np.log([0.5, 0.5]))
+    path = tmp_path / "cache_snapshot.npz"
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: save_snapshot(cache.snapshot(), path), range(16)))
+    assert len(load_snapshot(path)["text_hash"]) == 50
+    assert [p.name for p in tmp_path.iterdir()] == ["cache_snapshot.npz"]

@@ -29,6 +29,11 @@ def test_shipped_experiments_load(path):
     ("env.max_steps=0", "env.max_steps"),
     ("env.game_file=/nonexistent/game.z8", "env.game_file"),
     ("prior.llm.model_path=/nonexistent/model.gguf", "prior.llm.model_path"),
+    ("prior.llm.fallback=last", "prior.llm.fallback"),
+    ("prior.llm.max_replica_restarts=-1", "prior.llm.max_replica_restarts"),
+    ("prior.cache.max_restarts=-1", "prior.cache.max_restarts"),
+    ("prior.cache.snapshot_every_s=-5", "prior.cache.snapshot_every_s"),
+    ("prior.cache.snapshot_path=/nonexistent/dir/cache_snapshot.npz", "prior.cache.snapshot_path"),
 ])
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

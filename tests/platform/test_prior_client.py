@@ -55,13 +55,54 @@ def test_semantic_hits_are_audited(ray_session):
     assert len(audits) == 1 and audits[0].kl >= 0.0 and audits[0].similarity >= 0.8
 
 
-def test_llm_timeout_falls_back_to_a_uniform_prior(ray_session):
+def test_llm_timeout_falls_back_to_the_configured_prior_and_is_not_cached(ray_session):
     cfg = prior_config("client-timeout", audit_rate=0.0)
     cfg.llm.timeout_s = 1e-4
+    cfg.llm.fallback = "uniform"
     cfg.llm.max_batch = 3  # a separate pool actor, so the shared one keeps its counters
-    result = PriorClient(cfg).request(STATE + " Nobody waits.", CANDIDATES)
+    client = PriorClient(cfg)
+    result = client.request(STATE + " Nobody waits.", CANDIDATES)
     assert result.source == "fallback"
     np.testing.assert_allclose(np.exp(result.logp), 1 / 3)
+    assert client.request(STATE + " Nobody waits.", CANDIDATES).source == "fallback"  # not a hit
+
+
+def test_requests_go_on_while_the_cache_actor_restarts_from_its_snapshot(ray_session, tmp_path):
+    import ray
+
+    from priorcache.platform.cache.persist import load_snapshot
+    from priorcache.platform.prior_client import connect
+
+    snapshot = tmp_path / "cache_snapshot.npz"
+    cfg = prior_config("client-restart", mode="exact", audit_rate=0.0, near_capacity=0,
+                       snapshot_path=str(snapshot), snapshot_every_s=0.1)
+    client = PriorClient(cfg)
+    states = [f"{STATE} Step {i}." for i in range(3)]
+    assert [client.request(s, CANDIDATES).source for s in states] == ["llm"] * 3
+    deadline = time.monotonic() + 30
+    while not (snapshot.is_file() and len(load_snapshot(snapshot)["text_hash"]) == 3):
+        assert time.monotonic() < deadline, "the cache actor wrote no snapshot"
+        time.sleep(0.05)
+    cache, _ = connect(cfg)
+    ray.kill(cache, no_restart=False)
+    # The requests wait out the restart; the restarted actor answers them from its snapshot.
+    assert [client.request(s, CANDIDATES).source for s in states] == ["cache"] * 3
+    assert client.request(STATE + " Step 3.", CANDIDATES).source == "llm"
+
+
+def test_the_fallback_prior_is_counted_in_the_run_metrics():
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
+
+    from priorcache.algorithms.prior_metrics import PriorMetricsCallback
+    from priorcache.metrics import collect_iteration_metrics
+
+    logger = MetricsLogger()
+    for source in ("llm", "fallback", "near", "fallback"):
+        PriorMetricsCallback._log_prior({"prior_source": source, "prior_exact": source == "near",
+                                         "prior_similarity": 1.0, "prior_latency_ms": 1.0, "prior_audits": [],
+                                         "prior_audit_similarities": []}, logger)
+    metrics = collect_iteration_metrics({"env_runners": logger.reduce()}, None, None, wall_time_s=1.0)
+    assert (metrics["prior_fallbacks"], metrics["prior_requests"]) == (2, 4)
 
 
 def test_audits_reach_the_shared_entry_and_remapped_hits_serve_subsets(ray_session):

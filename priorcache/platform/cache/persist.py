@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,16 @@ def save_snapshot(entries: dict[str, Any], path: str | Path) -> Path:
         "threshold": np.asarray(entries["threshold"], dtype=np.float64),
         "uses": np.asarray(entries["uses"], dtype=np.int64),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as file:  # np.savez would append ".npz" to a str path
-        np.savez_compressed(file, **arrays)
-    os.replace(tmp, path)
+    # A unique temporary name: the cache actor's periodic snapshots and the driver's final one
+    # may write the same file at once, and each must rename only its own complete file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:  # np.savez would append ".npz" to a str path
+            np.savez_compressed(file, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a snapshot is no secret
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -8,7 +8,10 @@ Callers anywhere in the cluster send single prior requests; the pool
 - serves action proposals (`propose`: generated arguments of open actions such as WebShop's
   `search[...]`) one per replica call, before waiting priors, since an env is blocked on each,
 - records the latency of every replica call and counts the requests that reached an LLM
-  (`llm_queries` for priors, `llm_proposals` for proposals).
+  (`llm_queries` for priors, `llm_proposals` for proposals),
+- replaces a replica that died (`llm_replica_restarts`, at most `max_replica_restarts`): the
+  requests of its unfinished call go back to the front of the queue (`llm_requeued`), so
+  another replica answers them, and the replacement joins once it has loaded its model.
 It does not cache: a finished request is forgotten (the prior cache sits in front).
 
 Where replicas run comes from `replica_options`: CPUs and GPUs per replica, the Python they run
@@ -18,6 +21,7 @@ under, and for tensor-parallel vLLM a placement group of one-GPU bundles per rep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -28,6 +32,7 @@ import numpy as np
 import ray
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.exceptions import RayActorError
 
 from priorcache.platform.cache.actor import RAY_NAMESPACE
 from priorcache.platform.cache.core import hash_text
@@ -104,6 +109,8 @@ class ReplicaPool:
     def __init__(self, cfg: LLMConfig) -> None:
         self._cfg = cfg
         self._replicas = [make_replica(cfg) for _ in range(cfg.replicas)]
+        self._replica_restarts = 0
+        self._requeued = 0
         self._info: dict[str, str] | None = None
         self._inflight: dict[Request, asyncio.Future] = {}
         self._pending: deque[Request] = deque()
@@ -183,13 +190,50 @@ class ReplicaPool:
             batch = [queue.popleft() for _ in range(min(self._cfg.max_batch, len(queue)))]
             asyncio.get_running_loop().create_task(self._score(replica, batch, audit))
 
+    async def replicas(self) -> list[ray.actor.ActorHandle]:
+        """The replica actors now in rotation (to inspect them, or kill one in a drill)."""
+        return list(self._replicas)
+
+    def _replace(self, replica: int, err: RayActorError) -> bool:
+        """Start a replacement for a replica that died; False when none may be started."""
+        # A replica whose constructor failed would fail the same way again.
+        if err.actor_init_failed or self._replica_restarts >= self._cfg.max_replica_restarts:
+            return False
+        ray.kill(self._replicas[replica])  # one that is unreachable but alive must free its CPUs
+        self._replicas[replica] = make_replica(self._cfg)
+        self._replica_restarts += 1
+        return True
+
+    async def _rejoin(self, replica: int) -> None:
+        """Back into rotation once the replacement has loaded its model, so that the requeued
+        requests go to a replica that is ready, not wait for this one."""
+        assert self._idle is not None
+        with contextlib.suppress(RayActorError):  # a replacement that died fails its next call
+            await self._replicas[replica].info.remote()
+        self._idle.put_nowait(replica)
+
+    def _requeue(self, queue: deque, keys: list) -> None:
+        """Requests of a dead replica's call, back at the front of their queue (oldest first)."""
+        assert self._wakeup is not None
+        queue.extendleft(reversed(keys))
+        self._requeued += len(keys)
+        self._wakeup.set()
+
     async def _score(self, replica: int, batch: list[Request], audit: bool) -> None:
         assert self._idle is not None
         started = time.perf_counter()
+        replaced = False
         try:
             priors = await self._replicas[replica].prior.remote(
                 [state for state, _ in batch], [list(cands) for _, cands in batch]
             )
+        except RayActorError as err:
+            replaced = self._replace(replica, err)
+            if replaced:
+                self._requeue(self._pending_audits if audit else self._pending, batch)
+            else:
+                for key in batch:
+                    self._inflight.pop(key).set_exception(err)
         except Exception as err:  # the replica's error goes to every waiter, not lost here
             for key in batch:
                 self._inflight.pop(key).set_exception(err)
@@ -205,18 +249,32 @@ class ReplicaPool:
             for key, prior in zip(batch, priors):
                 self._inflight.pop(key).set_result(prior)
         finally:
-            self._idle.put_nowait(replica)
+            self._back_to_rotation(replica, replaced)
 
     async def _propose(self, replica: int, key: ProposalRequest) -> None:
         assert self._idle is not None
+        replaced = False
         try:
             proposals = await self._replicas[replica].propose.remote(*key)
+        except RayActorError as err:
+            replaced = self._replace(replica, err)
+            if replaced:
+                self._requeue(self._pending_proposals, [key])
+            else:
+                self._proposals_inflight.pop(key).set_exception(err)
         except Exception as err:  # the replica's error goes to every waiter, not lost here
             self._proposals_inflight.pop(key).set_exception(err)
         else:
             self._proposals += 1
             self._proposals_inflight.pop(key).set_result(proposals)
         finally:
+            self._back_to_rotation(replica, replaced)
+
+    def _back_to_rotation(self, replica: int, replaced: bool) -> None:
+        assert self._idle is not None
+        if replaced:
+            asyncio.get_running_loop().create_task(self._rejoin(replica))
+        else:
             self._idle.put_nowait(replica)
 
     async def stats(self, window: bool = False) -> dict[str, float]:
@@ -230,6 +288,8 @@ class ReplicaPool:
             "llm_proposals": self._proposals,
             "llm_calls": self._calls,
             "llm_deduplicated": self._deduplicated,
+            "llm_replica_restarts": self._replica_restarts,
+            "llm_requeued": self._requeued,
             **latency_percentiles(samples, "llm_latency_ms"),
         }
 

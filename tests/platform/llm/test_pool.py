@@ -1,5 +1,6 @@
 """The LLM replica pool on the real CPU LLM: single flight, batching across callers, latency,
-and replicas started under another Python (`prior.llm.replica_python`, how vLLM replicas run)."""
+and replicas started under another Python (`prior.llm.replica_python`, how vLLM replicas run),
+replacing a replica that died."""
 
 import stat
 import sys
@@ -7,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import ray
+from ray.exceptions import RayActorError
 
 from priorcache.platform.config import LLMConfig
 from priorcache.platform.llm.pool import get_or_create_pool
@@ -63,3 +65,27 @@ def test_replicas_run_under_the_configured_python(ray_session, tmp_path):
     prior = ray.get(pool.prior.remote(STATE, CANDIDATES))
     assert np.exp(prior).sum() == pytest.approx(1.0)
     assert mark.exists()
+
+
+def test_a_killed_replica_is_replaced_and_its_requests_answered_by_another(ray_session):
+    # A pool of its own: two replicas, one replacement allowed.
+    pool = get_or_create_pool(LLMConfig(replicas=2, max_batch=2, num_cpus_per_replica=0.5, max_replica_restarts=1))
+    first, second = ray.get(pool.replicas.remote())
+    ray.get([first.info.remote(), second.info.remote()])  # both have loaded the model
+    states = [f"{STATE} Crate {i} is here." for i in range(8)]
+    refs = [pool.prior.remote(s, CANDIDATES) for s in states]
+    ray.kill(first)  # while the first calls are running, and requests wait in the queue
+    priors = ray.get(refs)
+    assert all(p.shape == (3,) and np.exp(p).sum() == pytest.approx(1.0) for p in priors)
+    stats = ray.get(pool.stats.remote())
+    assert stats["llm_replica_restarts"] == 1 and stats["llm_requeued"] >= 1
+    assert stats["llm_queries"] == 8  # a requeued request counts once, when it is answered
+    replacement, kept = ray.get(pool.replicas.remote())
+    assert replacement._actor_id != first._actor_id and kept._actor_id == second._actor_id
+    assert ray.get(replacement.info.remote()) == ray.get(kept.info.remote())
+
+    # Past `max_replica_restarts`, requests that reach a dead replica fail instead of waiting forever.
+    ray.kill(kept)
+    with pytest.raises(RayActorError):
+        ray.get([pool.prior.remote(f"{STATE} Barrel {i} is here.", CANDIDATES) for i in range(8)])
+    assert ray.get(pool.stats.remote())["llm_replica_restarts"] == 1
