@@ -7,7 +7,8 @@ its own), and its MLflow run must be FINISHED in the store named by MLFLOW_TRACK
 Only the processes of that head are stopped afterwards: `ray stop` would stop every Ray on
 the machine.
 
-Slow (about 2 minutes on 2 cores): `pytest -m slow tests/cluster/test_job_submit.py`.
+About 2 minutes on 2 cores; in the default selection on purpose, so CI submits a real job on
+every run (the cluster issue asks for exactly that).
 """
 
 from __future__ import annotations
@@ -110,7 +111,6 @@ def wait_for_dashboard(url: str, token: str, head: subprocess.Popen, log: Path, 
             time.sleep(1)
 
 
-@pytest.mark.slow
 def test_submitted_job_joins_the_cluster_and_tracks_its_run(tmp_path):
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
