@@ -408,7 +408,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "env.suite.family": ("simple", "cooking", "coin_collector"),
     "prior.llm.backend": ("llama_cpp", "vllm"),
     "prior.llm.dtype": DTYPES,
-    "prior.llm.backend": ("llama_cpp",),
     "prior.llm.fallback": tuple(FALLBACK_PRIORS),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
