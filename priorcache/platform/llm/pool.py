@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray.exceptions import RayActorError
 from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-from ray.exceptions import RayActorError
 
 from priorcache.platform.cache.actor import RAY_NAMESPACE
 from priorcache.platform.cache.core import hash_text
