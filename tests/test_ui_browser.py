@@ -30,6 +30,7 @@ from priorcache.platform.run_plots import META_PARAM, PLOTS_DIR, log_run_plots
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS_SCREENSHOT = REPO / "docs" / "results" / "mlflow_ui.png"
+DOCS_RUN_SCREENSHOT = REPO / "docs" / "results" / "mlflow_ui_run.png"
 EXPERIMENT, RUN_NAME = "browser-check", "textworld_ppo_prior"
 FIGURE = f"{PLOTS_DIR}/learning_curves.png"
 INSTALL = "apt-get install -y chromium chromium-driver"
@@ -115,14 +116,15 @@ def test_the_ui_shows_the_run_its_metrics_and_its_figure(tmp_path):
     browser, driver_path = chromium_paths()  # first: without a browser nothing else is worth starting
     store, experiment_id, run_id = store_with_run(tmp_path)
     with serve_ui(store, tmp_path) as ui_url:
-        screenshot = check_in_browser(browser, driver_path, ui_url, experiment_id, run_id, tmp_path)
+        run_page, figure = check_in_browser(browser, driver_path, ui_url, experiment_id, run_id, tmp_path)
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
-        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+        shutil.copyfile(figure, DOCS_SCREENSHOT)
+        shutil.copyfile(run_page, DOCS_RUN_SCREENSHOT)
 
 
 def check_in_browser(browser: str, driver_path: str, ui_url: str, experiment_id: str, run_id: str,
-                     tmp_path: Path) -> Path:
-    """Experiment, run, metrics and figure are shown; returns the screenshot of the figure."""
+                     tmp_path: Path) -> tuple[Path, Path]:
+    """Experiment, run, metrics and figure are shown; returns the screenshots (run page, figure)."""
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
@@ -155,6 +157,14 @@ def check_in_browser(browser: str, driver_path: str, ui_url: str, experiment_id:
         # The run: name, status and the fixed metric names with their last values.
         driver.get(f"{ui_url}#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning")
         page_shows(RUN_NAME, "Finished", "cache_hit_rate", "llm_queries", "prior_latency_ms_p50")
+        # The screenshot shows the metrics table: close the assistant panel, scroll to "Metrics (n)".
+        for close in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):
+            driver.execute_script("arguments[0].click()", close)
+        for heading in driver.find_elements(By.XPATH, "//*[starts-with(normalize-space(text()), 'Metrics (')]")[:1]:
+            driver.execute_script("arguments[0].scrollIntoView()", heading)
+        time.sleep(1)
+        run_page = tmp_path / "mlflow_ui_run.png"
+        assert driver.save_screenshot(str(run_page)) and run_page.stat().st_size > 10_000
         # The figure: listed in the artifact tree and rendered as a loaded image.
         driver.get(f"{ui_url}#/experiments/{experiment_id}/runs/{run_id}/artifacts/{FIGURE}"
                    "?workflowType=machine_learning")
@@ -170,4 +180,4 @@ def check_in_browser(browser: str, driver_path: str, ui_url: str, experiment_id:
         assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
     finally:
         driver.quit()
-    return screenshot
+    return run_page, screenshot
