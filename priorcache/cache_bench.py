@@ -204,10 +204,11 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     finally:
         env.close()
     wall_s = time.perf_counter() - started
+    pool_after = ray.get(pool.stats.remote())
     stats = ray.get(cache.stats.remote())
     requests = len(latencies)
     return {
-        **{k: ray.get(pool.stats.remote())[k] - pool_before[k] for k in ("llm_queries", "llm_proposals")},
+        **{k: pool_after[k] - pool_before[k] for k in ("llm_queries", "llm_proposals")},
         "prior_requests": requests,
         "cache_hit_rate": hits / requests if requests else 0.0,
         "prior_latency_ms_p50": float(np.percentile(latencies, 50)),

@@ -210,24 +210,26 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
         tracker.set_tags({"agent": agent, "domain": domain})
         metrics: dict[str, float] = {}
         kind = split_agent(agent)[0]
+
+        def play(env: Any, policy: Any) -> Any:
+            """The row's held-out episodes with `policy`; the env is closed afterwards."""
+            try:
+                return evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
+            finally:
+                env.close()
+
         if kind == "rule":
             from priorcache.baselines.webshop_rule import WebShopRuleAgent
 
-            env = make_text_env(cfg.env, role="eval")
-            try:
-                result = evaluate(env, WebShopRuleAgent(), cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
-            finally:
-                env.close()
+            result = play(make_text_env(cfg.env, role="eval"), WebShopRuleAgent())
             metrics = {"llm_queries": 0.0}
         elif kind == "react":
             from priorcache.baselines.react import ReActAgent
 
             react = ReActAgent(cfg.prior.llm, max_thought_tokens=thought_tokens)
-            env = make_text_env(cfg.env, role="eval")
             try:
-                result = evaluate(env, react, cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
+                result = play(make_text_env(cfg.env, role="eval"), react)
             finally:
-                env.close()
                 react.close()
             metrics = {"llm_queries": react.stats.llm_calls, "prior_requests": react.stats.steps,
                        "llm_latency_ms_p50": float(np.median(react.stats.latency_ms))}
@@ -235,11 +237,7 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
             policy = {"direct_llm": direct_llm_policy, "sampled_llm": prior_policy}.get(kind, random_policy)
             use_prior = policy is not random_policy
             pool = connect(cfg.prior)[1] if use_prior else None
-            env = make_env(env_config(cfg.env, cfg.prior, use_prior, role="eval"))
-            try:
-                result = evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed, label=f"[{domain} / {agent}]")
-            finally:
-                env.close()
+            result = play(make_env(env_config(cfg.env, cfg.prior, use_prior, role="eval")), policy)
             metrics = {"llm_queries": 0.0}
             if pool is not None:
                 stats = ray.get(pool.stats.remote())

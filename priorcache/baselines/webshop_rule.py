@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from priorcache.envs.webshop_env import BUY, PREV
+from priorcache.envs.webshop_env import BUY, PREV, SEARCH
 
 _INSTRUCTION = "Instruction: "
 
@@ -43,7 +43,7 @@ class WebShopRuleAgent:
         page = lines[1]
         if page == "Page: search":
             self._clicked = set()
-            return candidates.index(f"search[{instruction}]")
+            return candidates.index(f"{SEARCH}{instruction}]")
         if page.startswith("Page: results"):
             return self._first_result(lines, candidates)
         if page == "Page: item":

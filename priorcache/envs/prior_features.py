@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from priorcache.platform.embed import TextEmbedder
+from priorcache.platform.logprob import uniform_logp
 from priorcache.platform.prior_client import PriorClient
 
 
@@ -100,6 +101,6 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
         else:
             features["state"] = self._embedder.embed_one(state_text)
             if k:
-                features["prior_logp"][:k] = -np.log(k)
+                features["prior_logp"][:k] = uniform_logp(k)
             self._last_prior = {}
         return features

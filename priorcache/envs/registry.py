@@ -160,9 +160,11 @@ def make_env(config: dict[str, Any]) -> gym.Env:
     client = PriorClient(prior_cfg, embedder) if config["use_prior"] else None
     text_env = make_text_env(env_cfg, config.get("role", "train"))
     if client is not None and env_cfg.name == "webshop" and env_cfg.webshop.query_proposals:
+        from priorcache.envs.webshop_env import SEARCH
+
         # Open actions: the prior's LLM proposes search queries, cached like its scores.
         n = env_cfg.webshop.query_proposals
-        text_env.unwrapped.query_proposer = lambda state: client.propose(state, "search[", n)  # type: ignore[attr-defined]
+        text_env.unwrapped.query_proposer = lambda state: client.propose(state, SEARCH, n)  # type: ignore[attr-defined]
     return PriorFeaturesWrapper(text_env, embedder, client)
 
 

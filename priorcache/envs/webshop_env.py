@@ -41,6 +41,7 @@ Goals are drawn from the `split` at each reset with the env's seeded `np_random`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Sequence, SupportsIndex
 
 import gymnasium as gym
@@ -56,6 +57,8 @@ Info = dict[str, Any]
 QueryProposer = Callable[[str], Sequence[str]]
 """Search-page state text -> proposed queries (without the `search[...]` brackets)."""
 
+SEARCH = "search["
+"""How a search command opens (its query follows, then `]`): what query proposals continue."""
 BACK = "click[back to search]"
 PREV = "click[< prev]"
 NEXT = "click[next >]"
@@ -111,7 +114,7 @@ class WebShopEnv(gym.Env[Observation, int]):
         self.query_proposer = query_proposer
         self.action_space = spaces.Discrete(max_actions)
         self.observation_space = text_observation_space()
-        self._search = _search_engine(data_dir, self.catalog)
+        self._search = _search_engine(data_dir)
         self.goal: Goal | None = None
         """The goal being played (None before the first reset)."""
         self._page = _Page()
@@ -192,7 +195,7 @@ class WebShopEnv(gym.Env[Observation, int]):
             for query in queries:
                 query = ascii_text(query.replace("[", " ").replace("]", " "))
                 if query:
-                    actions[f"search[{query}]"] = lambda q=query: self._run_search(q)
+                    actions[f"{SEARCH}{query}]"] = lambda q=query: self._run_search(q)
         elif kind == "results":
             lines += self._results_lines(actions)
         else:
@@ -258,11 +261,7 @@ class WebShopEnv(gym.Env[Observation, int]):
         return info
 
 
-_ENGINES: dict[str, ProductSearch] = {}
-
-
-def _search_engine(data_dir: str, catalog: Catalog) -> ProductSearch:
+@lru_cache(maxsize=4)
+def _search_engine(data_dir: str) -> ProductSearch:
     """One BM25 index per data folder and process (envs of a runner share it)."""
-    if data_dir not in _ENGINES:
-        _ENGINES[data_dir] = ProductSearch(list(catalog.products.values()))
-    return _ENGINES[data_dir]
+    return ProductSearch(list(load_catalog(data_dir).products.values()))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import ray
@@ -143,12 +143,10 @@ class PriorClient:
         cached = ray.get(self._cache.lookup_proposals.remote(key))
         if cached is not None:
             return cached
-        ref = self._pool.propose.remote(state_text, opening, n)
-        try:
-            proposals = tuple(ray.get(ref, timeout=self._cfg.llm.timeout_s))
-        except GetTimeoutError:
-            ray.cancel(ref)
+        answer = self._wait_for_llm(self._pool.propose.remote(state_text, opening, n))
+        if answer is None:
             return ()
+        proposals = tuple(answer)
         self._cache.insert_proposals.remote(key, proposals)
         return proposals
 
@@ -184,12 +182,18 @@ class PriorClient:
         self._cache.record_audits.remote(reports)
 
     def _ask_llm(self, state_text: str, candidates: Sequence[str]) -> tuple[np.ndarray, str]:
-        ref = self._pool.prior.remote(state_text, list(candidates))
+        logp = self._wait_for_llm(self._pool.prior.remote(state_text, list(candidates)))
+        if logp is None:
+            return FALLBACK_PRIORS[self._cfg.llm.fallback](len(candidates)), "fallback"
+        return logp, "llm"
+
+    def _wait_for_llm(self, ref: ray.ObjectRef) -> Any:
+        """The pool's answer, or None (the call cancelled) after `prior.llm.timeout_s`."""
         try:
-            return ray.get(ref, timeout=self._cfg.llm.timeout_s), "llm"
+            return ray.get(ref, timeout=self._cfg.llm.timeout_s)
         except GetTimeoutError:
             ray.cancel(ref)
-            return FALLBACK_PRIORS[self._cfg.llm.fallback](len(candidates)), "fallback"
+            return None
 
     def _sync_params(self) -> None:
         if time.monotonic() - self._synced_at < self._cfg.cache.near_sync_s:
