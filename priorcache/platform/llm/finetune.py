@@ -101,6 +101,10 @@ class TrainSettings:
     """Save the adapter every N steps into `<output_dir>/checkpoint` (0 = only at the end)."""
     heldout_loss_every: int = 50
     """Held-out loss every N steps (0 = only before and after training)."""
+    init_adapter: str = ""
+    """A peft adapter folder (an earlier run's `peft_adapter` or `checkpoint`) to go on training
+    instead of a fresh LoRA; its rank and targets then win over `lora.*`. Keep `train.seed` and
+    `data.*` of that run, or held-out games leak into training."""
 
 
 @dataclass
@@ -197,6 +201,11 @@ def _validate(cfg: FinetuneConfig) -> None:
             f"config key 'data.demos': {demos} does not exist; write it with `priorcache demos <domain>` "
             "(it lands in .cache/demos/<domain>/demos.jsonl)"
         )
+    if cfg.train.init_adapter and not (Path(cfg.train.init_adapter) / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"config key 'train.init_adapter': {cfg.train.init_adapter} is not a peft adapter folder (no "
+            "adapter_config.json); give an earlier run's <output_dir>/peft_adapter or leave it empty"
+        )
     if cfg.model_path and not Path(cfg.model_path).is_file():
         raise ConfigError(
             f"config key 'model_path': {cfg.model_path} does not exist; leave it empty for the Gemma 3 270M "
@@ -260,7 +269,7 @@ def heldout_loss(model: Any, examples: Sequence[ActionExample], batch_size: int,
 def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> FinetuneOutcome:
     """Train, export and evaluate one LoRA adapter (see the module docstring)."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     from priorcache.platform.llm.gguf_adapter import export_lora_gguf
     from priorcache.platform.llm.llama_tokens import LlamaTokenizer
@@ -312,8 +321,12 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
         summary["model_load_s"] = round(time.perf_counter() - start, 1)
         log(f"finetune: {gguf.name} loaded in transformers (fp32) in {summary['model_load_s']:.0f} s; training")
         lora = cfg.lora
-        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                 target_modules=list(lora.target_modules)))
+        if cfg.train.init_adapter:
+            model = PeftModel.from_pretrained(model, cfg.train.init_adapter, is_trainable=True)
+            log(f"finetune: going on from the adapter in {cfg.train.init_adapter}")
+        else:
+            model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=list(lora.target_modules)))
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr)
         losses = {"heldout_start": heldout_loss(model, heldout, cfg.train.batch_size, cfg.train.bf16)}
