@@ -92,6 +92,21 @@ def test_run_writes_adapter_summary_checkpoint_and_one_mlflow_run(run):
     assert [m.step for m in history] == list(range(1, STEPS + 1))
 
 
+def test_training_goes_on_from_an_earlier_adapter(run, tmp_path):
+    """One more step from the module run's adapter starts where that run ended, not from scratch:
+    its held-out loss at step 0 is the earlier run's final one, and its LoRA shape is the earlier one's."""
+    cfg, outcome = run
+    out = tmp_path / "more"
+    more = load_finetune_config(None, [
+        f"data.demos={cfg.data.demos}", "data.heldout_fraction=0.3", "data.eval_steps=0", "lora.dropout=0",
+        f"train.init_adapter={Path(cfg.output_dir) / 'peft_adapter'}", "train.lr=3e-3", "train.batch_size=3",
+        "train.max_steps=1", "train.threads=1", f"output_dir={out}", f"tracking.uri=sqlite:///{out}/mlflow.db",
+    ])
+    summary = run_finetune(more, log=lambda line: None).summary
+    assert summary["heldout_loss"]["start"] == pytest.approx(outcome.summary["heldout_loss"]["end"], rel=0.02)
+    assert read_adapter_file(out / "adapter.gguf").n_weights == 3 * 18
+
+
 def test_exported_adapter_scores_like_the_torch_model_not_like_the_base(run):
     """llama.cpp with adapter.gguf vs the peft model on held-out candidates: within the quantised
     model's noise (~0.1-0.2 nats, see test_llama_cpp_backend), while the adapter moved them far more."""
@@ -158,6 +173,7 @@ def test_backend_refuses_a_file_that_is_not_an_adapter():
     ("data.heldout_fraction=1.5", "data.heldout_fraction"),
     ("data.prompt=nope-v1", "data.prompt"),
     ("data.demos=/nonexistent/demos.jsonl", "data.demos"),
+    ("train.init_adapter=/nonexistent/peft_adapter", "train.init_adapter"),
 ])
 def test_config_errors_name_the_key(demos_file, override, key):
     overrides = [f"data.demos={demos_file}", override]
