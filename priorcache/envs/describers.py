@@ -71,7 +71,6 @@ class FootKinematics:
         """`root_dofs`: leading qpos entries the observation leaves out (root x; Ant: x and y), set to 0."""
         import mujoco
 
-        self._mujoco = mujoco
         self._model = mujoco.MjModel.from_xml_path(xml_file)
         self._data = mujoco.MjData(self._model)
         self._geoms = [self._model.geom(name).id for name in foot_geoms]
@@ -79,10 +78,12 @@ class FootKinematics:
 
     def feet(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lowest z, centre x) of each foot geom, metres; a capsule's lowest z is its lower end minus the radius."""
+        import mujoco
+
         model, data = self._model, self._data
         data.qpos[: self._root_dofs] = 0.0
         data.qpos[self._root_dofs:] = obs[: model.nq - self._root_dofs]
-        self._mujoco.mj_kinematics(model, data)
+        mujoco.mj_kinematics(model, data)
         radius, half_length = model.geom_size[self._geoms, 0], model.geom_size[self._geoms, 1]
         axis_z = np.abs(data.geom_xmat[self._geoms, 8])  # z component of each capsule's own axis
         lowest = data.geom_xpos[self._geoms, 2] - axis_z * half_length - radius
