@@ -275,11 +275,16 @@ def read_transitions(folder: str | Path) -> list[dict[str, Any]]:
     from ray.rllib.offline.offline_data import OfflineData
 
     config = AlgorithmConfig().offline_data(**offline_input(folder))
-    rows = OfflineData(config).data.take_all()
+    rows = unpack_rows(OfflineData(config).data.take_all())
+    return sorted(rows, key=lambda row: (row[Columns.EPS_ID], row[Columns.T]))
+
+
+def unpack_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows read from a dataset with their observations unpacked (as `OfflinePreLearner` does)."""
     for row in rows:
         row[Columns.OBS] = unpack_if_needed(row[Columns.OBS])
         row[Columns.NEXT_OBS] = unpack_if_needed(row[Columns.NEXT_OBS])
-    return sorted(rows, key=lambda row: (row[Columns.EPS_ID], row[Columns.T]))
+    return rows
 
 
 def transition_stats(rows: list[dict[str, Any]]) -> ReturnStats:
@@ -330,3 +335,29 @@ def check_recordable(cfg: ExperimentConfig) -> None:
         BehaviourPolicy.of(cfg.offline.quality, cfg.offline.medium_epsilon).check_env(cfg.env.name)
     except BehaviourError as err:
         raise ConfigError(str(err)) from err
+
+
+def run_dataset(config: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True
+                ) -> tuple[Path, DatasetCard]:
+    """`priorcache offline dataset CONFIG [key=value ...]`: record and write; (folder, card)."""
+    import shlex
+    import sys
+    from dataclasses import replace
+
+    from priorcache.experiment import init_ray, preflight
+    from priorcache.platform.config import load_config
+
+    cfg = load_config(config, overrides)
+    check_recordable(cfg)
+    # The recording always asks the prior, whatever algorithm the experiment names.
+    cfg = preflight(replace(cfg, algorithm=replace(cfg.algorithm, name="cql_prior")), check_dataset=False)
+    init_ray(cfg.ray)
+
+    def report(done: int, total: int) -> None:
+        if progress and (done == total or done % max(1, total // 10) == 0):
+            print(f"offline dataset {cfg.offline.quality}: {done}/{total} episodes", file=sys.stderr, flush=True)
+
+    episodes, card = record_dataset(cfg, report)
+    card.command = shlex.join(["priorcache", "offline", "dataset", str(config), *overrides])
+    folder = write_dataset(dataset_dir(cfg), episodes, card)
+    return folder, card
