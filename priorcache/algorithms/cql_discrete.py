@@ -56,10 +56,6 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.algorithms.dqn import DQN, DQNConfig
 from ray.rllib.algorithms.dqn.dqn_learner import QF_LOSS_KEY, QF_MEAN_KEY, TD_ERROR_MEAN_KEY
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
-from ray.rllib.connectors.common.add_observations_from_episodes_to_batch import AddObservationsFromEpisodesToBatch
-from ray.rllib.connectors.learner.add_next_observations_from_episodes_to_train_batch import (
-    AddNextObservationsFromEpisodesToTrainBatch,
-)
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import LEARNER_RESULTS, LEARNER_UPDATE_TIMER, OFFLINE_SAMPLING_TIMER, TIMERS
@@ -93,7 +89,7 @@ class ConservativeQModule(PriorQModule):
 def cql_loss(q: torch.Tensor, next_q: torch.Tensor, target_next_q: torch.Tensor, actions: torch.Tensor,
              rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor, next_mask: torch.Tensor,
              gamma: float, cql_alpha: float, huber: bool = True) -> dict[str, torch.Tensor]:
-    """The loss of the module docstring, batch-mean; also its parts (`td`, `cql`, `q_data`, `target`).
+    """The loss of the module docstring, batch-mean; also its parts (`td`, `cql`, `q_data`, `td_error`).
 
     `mask`/`next_mask` are the action sets A(s)/A(s') (boolean, [B, K]); an empty A(s') (a final
     state without commands) bootstraps from 0.
@@ -172,15 +168,6 @@ class DiscreteCQLConfig(DQNConfig):
 
     def get_default_learner_class(self) -> type:
         return DiscreteCQLTorchLearner
-
-    def build_learner_connector(self, input_observation_space: Any, input_action_space: Any,
-                                device: Any = None) -> Any:
-        # Offline, the learner connector runs in RLlib's OfflinePreLearner, not in the learner
-        # (whose DQN `build` adds this piece): it must put s' into the batch itself, as CQL's does.
-        pipeline = super().build_learner_connector(input_observation_space=input_observation_space,
-                                                   input_action_space=input_action_space, device=device)
-        pipeline.insert_after(AddObservationsFromEpisodesToBatch, AddNextObservationsFromEpisodesToTrainBatch())
-        return pipeline
 
     @property
     def _model_config_auto_includes(self) -> dict[str, Any]:
