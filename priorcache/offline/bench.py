@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.offline.behaviour import QUALITIES
-from priorcache.offline.dataset import CARD_JSON, dataset_dir, load_card, run_dataset
+from priorcache.offline.dataset import CARD_JSON, DatasetCard, dataset_dir, load_card, run_dataset
 from priorcache.platform.config import ConfigError, load_config, read_yaml_as_text
 
 PAPER_PERFORMANCE = "+14–29%"
@@ -108,12 +108,23 @@ def run_bench(bench: BenchConfig, fresh_datasets: bool = False) -> Path:
                     "quality": quality, "algorithm": algorithm, "seed": seed, "run_dir": str(outcome.run_dir),
                     "mlflow_run_id": outcome.mlflow_run_id, "return": s["episode_return_mean"],
                     "success": s["success_rate"], "episodes": s["episodes"], "train_time_s": s["train_time_s"],
-                    "wall_time_s": s["wall_time_s"], "llm_queries": s["llm_queries"],
+                    # The pool's queries since the Ray session began (all runs and recordings so far).
+                    "wall_time_s": s["wall_time_s"], "session_llm_queries": s["llm_queries"],
                     "prior_requests": s["prior_requests"], "to_target": time_to_return(curve, bench.target_return),
                     "curve": curve,
                 })
                 _write(bench, cards, runs)  # after every run: an interrupted bench keeps what it measured
     return _write(bench, cards, runs)
+
+
+def rerender(output: str | Path) -> Path:
+    """Rewrite `<output>.md` from `<output>.json` (after a change to the table's layout)."""
+    data = json.loads(Path(output).with_suffix(".json").read_text())
+    bench = BenchConfig(**data["bench"])
+    cards = {q: DatasetCard(**c) for q, c in data["datasets"].items()}
+    md = Path(output).with_suffix(".md")
+    md.write_text(render(bench, cards, data["runs"]))
+    return md
 
 
 def _write(bench: BenchConfig, cards: dict[str, Any], runs: list[dict[str, Any]]) -> Path:
@@ -159,9 +170,12 @@ def render(bench: BenchConfig, cards: dict[str, Any], runs: list[dict[str, Any]]
         lines.append(f"| {quality} | {c.behaviour} | {c.episodes} | {c.steps} | {c.return_mean:.2f} ± "
                      f"{c.return_std:.2f} | {c.success_rate:.0%} | {c.llm_queries} / {c.prior_requests} |")
     lines += ["", "## TextWorld (discrete)", "",
+              "Training asks no LLM (the prior is read from the dataset); the LLM queries of the whole bench are the "
+              "recordings' (table above) plus the few of CQL-Prior's online evaluations for states no dataset holds.",
+              "",
               "| dataset | algorithm | return | success | seeds reaching the return | time to return (s) | "
-              "train time (s) | LLM queries | return vs CQL | time to return vs CQL |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "train time (s) | return vs CQL | time to return vs CQL |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for quality in cards:
         stats = {}
         for algorithm in bench.algorithms:
@@ -174,7 +188,7 @@ def render(bench: BenchConfig, cards: dict[str, Any], runs: list[dict[str, Any]]
                 "reached": f"{len(reached)}/{len(rows)}",
                 # Time to return is compared only when every seed reached it.
                 "ttr": _mean(reached) if len(reached) == len(rows) else float("nan"),
-                "train": _mean([r["train_time_s"] for r in rows]), "llm": _mean([r["llm_queries"] for r in rows]),
+                "train": _mean([r["train_time_s"] for r in rows]),
             }
         for algorithm, st in stats.items():
             ref = stats.get(base)
@@ -182,7 +196,7 @@ def render(bench: BenchConfig, cards: dict[str, Any], runs: list[dict[str, Any]]
                 _change(st["return"], ref["return"]), _change(st["ttr"], ref["ttr"]))
             ttr = "not reached by every seed" if st["ttr"] != st["ttr"] else f"{st['ttr']:.1f}"
             lines.append(f"| {quality} | {algorithm} | {st['return']:.2f} | {st['success']:.0%} | {st['reached']} | "
-                         f"{ttr} | {st['train']:.1f} | {st['llm']:.0f} | {vs[0]} | {vs[1]} |")
+                         f"{ttr} | {st['train']:.1f} | {vs[0]} | {vs[1]} |")
     lines += [
         "", "## Paper claims beside our numbers", "",
         "| task | paper: CQL-Prior vs CQL performance | paper: training time | measured here |",

@@ -41,8 +41,8 @@ def test_the_table_compares_with_cql_and_states_what_is_not_measured():
 
     def run(algorithm, ret, ttr):
         return {"quality": "medium", "algorithm": algorithm, "seed": 0, "return": ret, "success": ret / 4,
-                "train_time_s": 10.0, "llm_queries": 0, "to_target": {"train_time_s": ttr}}
+                "train_time_s": 10.0, "to_target": {"train_time_s": ttr}}
 
     md = render(BenchConfig(), {"medium": card}, [run("cql", 2.0, 8.0), run("cql_prior", 3.0, 4.0)])
-    assert "| medium | cql_prior | 3.00 | 75% | 1/1 | 4.0 | 10.0 | 0 | +50% | -50% |" in md
+    assert "| medium | cql_prior | 3.00 | 75% | 1/1 | 4.0 | 10.0 | +50% | -50% |" in md
     assert "HalfCheetah (continuous) | +14–29% | −38–40% | not measured" in md
