@@ -9,11 +9,16 @@ Yan et al. 2024:
           = the k candidates the LLM prior ranks highest in s         (CQL-Prior, k = top_k)
     a*    = argmax_{a' in A(s')} Q(s', a')                            (online net: double Q)
     y     = r + gamma · (1 - terminated) · Q_target(s', a*)
-    L     = Huber(Q(s, a) - y) + cql_alpha · ( logsumexp_{a in A(s)} Q(s, a) - Q(s, a) )
+    L     = Huber(Q(s, a) - y) + cql_alpha · ( logsumexp_{a' in A(s) ∪ {a}} Q(s, a') - Q(s, a) )
 
 with (s, a, r, s') from the dataset. The conservative term pushes Q down on the actions of A(s)
 and up on the dataset's action; CQL-Prior takes it (and the max of the target) only over the
 k actions the LLM proposes, so Q is asked to be right only where the prior puts its mass.
+The dataset's action joins the logsumexp: without it, a data action outside the prior's top-k
+got a constant upward push that only the Huber term (gradient at most 1) resisted, and its
+Q settled about `cql_alpha` above its target (measured on the random TextWorld dataset: Q 1.1
+for a command the prior gives p < 0.001, the greedy policy lost every episode). For plain CQL
+the data action is always in A(s), so nothing changes there.
 The policy acts among A(s) by pi(a|s) ∝ p_LLM(a|s)^w · exp(Q(s, a)/alpha) (`PriorQModule`,
 shared with DQN-Prior): w = 0 is argmax Q (plain extraction), w > 0 adds the KL-to-prior
 extraction of the posterior; plain CQL acts by Q alone over every candidate.
@@ -91,10 +96,11 @@ def cql_loss(q: torch.Tensor, next_q: torch.Tensor, target_next_q: torch.Tensor,
              gamma: float, cql_alpha: float, huber: bool = True) -> dict[str, torch.Tensor]:
     """The loss of the module docstring, batch-mean; also its parts (`td`, `cql`, `q_data`, `td_error`).
 
-    `mask`/`next_mask` are the action sets A(s)/A(s') (boolean, [B, K]); an empty A(s') (a final
-    state without commands) bootstraps from 0.
+    `mask`/`next_mask` are the action sets A(s)/A(s') (boolean, [B, K]); the data action is added
+    to A(s) here. An empty A(s') (a final state without commands) bootstraps from 0.
     """
     q_data = q.gather(-1, actions[:, None]).squeeze(-1)
+    mask = mask | nn.functional.one_hot(actions, q.shape[-1]).bool()
     best_next = torch.where(next_mask, next_q, torch.full_like(next_q, FLOAT_MIN)).argmax(-1, keepdim=True)
     next_value = target_next_q.gather(-1, best_next).squeeze(-1) * next_mask.any(-1)
     target = (rewards + gamma * (1.0 - terminated) * next_value).detach()

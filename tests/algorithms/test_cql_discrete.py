@@ -41,6 +41,16 @@ def test_loss_matches_a_hand_computed_example():
     assert out["loss"].item() == pytest.approx(2.661874, abs=1e-6)
 
 
+def test_a_data_action_outside_the_priors_top_k_joins_the_logsumexp():
+    """Q(s) = (0, 1, 2), A(s) = {0, 1} (the prior's top 2), data action 2: the term is
+    log(e^0 + e^1 + e^2) - 2 = 0.407606, not log(e^0 + e^1) - 2 < 0 (which pushes Q(s, 2) up forever)."""
+    out = cql_loss(q=torch.tensor([[0.0, 1.0, 2.0]]), next_q=torch.zeros(1, 3), target_next_q=torch.zeros(1, 3),
+                   actions=torch.tensor([2]), rewards=torch.tensor([0.0]), terminated=torch.tensor([1.0]),
+                   mask=torch.tensor([[True, True, False]]), next_mask=torch.tensor([[True, True, True]]),
+                   gamma=0.9, cql_alpha=1.0)
+    assert out["cql"].item() == pytest.approx(math.log(1 + math.e + math.e ** 2) - 2, abs=1e-6)
+
+
 def test_the_gradient_lowers_q_on_the_action_set_and_raises_it_on_the_data_action():
     q = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
     out = cql_loss(q=q, next_q=torch.zeros(1, 3), target_next_q=torch.zeros(1, 3), actions=torch.tensor([0]),
