@@ -11,6 +11,10 @@
     priorcache ui [--port N]                 MLflow UI on the project's run store
     priorcache demos DOMAIN|CONFIG [--out DIR] [--episodes N] [--keep-lost] [key=value ...]
                                              expert demonstrations on the training games -> demos.jsonl
+    priorcache offline dataset CONFIG [key=value ...]
+                                             record an offline dataset (offline.quality) -> parquet + card
+    priorcache offline bench BENCH [--fresh-datasets]
+                                             CQL vs CQL-Prior on the same datasets and seeds -> results table
     priorcache prior finetune CONFIG [key=value ...]
                                              LoRA on demonstrations (CPU) -> adapter.gguf for prior.llm.adapter_path
 
@@ -41,10 +45,11 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from priorcache.platform.embed import EmbedderError
     from priorcache.platform.cache.persist import SnapshotError
     from priorcache.platform.llm.backend import ModelFileError
+    from priorcache.offline.dataset import DatasetError
     from priorcache.resume import ResumeError
 
     return (ConfigError, ClusterError, GameFileError, GameGenerationError, AlfworldGameError, BabyAILevelError,
-            ModelFileError, EmbedderError, SnapshotError, ResumeError)
+            ModelFileError, EmbedderError, SnapshotError, ResumeError, DatasetError)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -145,6 +150,32 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offline_dataset(args: argparse.Namespace) -> int:
+    from priorcache.offline.dataset import run_dataset
+
+    try:
+        folder, card = run_dataset(args.config, args.overrides)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"offline dataset {card.quality}: {card.episodes} episodes, {card.steps} steps, return "
+          f"{card.return_mean:.2f} ± {card.return_std:.2f}, success {card.success_rate:.1%}, "
+          f"LLM queries {card.llm_queries} of {card.prior_requests} prior requests -> {folder}/ (episodes/, CARD.md, card.json)")
+    return 0
+
+
+def _offline_bench(args: argparse.Namespace) -> int:
+    from priorcache.offline.bench import load_bench, run_bench
+
+    try:
+        md_path = run_bench(load_bench(args.bench), fresh_datasets=args.fresh_datasets)
+    except _input_errors() as err:
+        print(f"priorcache: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    print(f"offline results: {md_path} (rows and curves in {md_path.with_suffix('.json')})")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from priorcache.platform.tracking import default_artifact_root, default_tracking_uri
 
@@ -193,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="episodes to play (default: one per training game; TextWorld 1, BabyAI 100)")
     demos.add_argument("--keep-lost", action="store_true", help="keep episodes the expert did not win")
     demos.set_defaults(func=_demos)
+    offline = sub.add_parser("offline", help="offline RL: record datasets, compare CQL and CQL-Prior")
+    offline_sub = offline.add_subparsers(dest="offline_command", required=True)
+    dataset = offline_sub.add_parser("dataset", help="record an offline dataset with a behaviour policy")
+    dataset.add_argument("config", help="experiment YAML (e.g. experiments/textworld_cql_prior.yaml)")
+    dataset.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. offline.quality=expert)")
+    dataset.set_defaults(func=_offline_dataset)
+    bench_offline = offline_sub.add_parser("bench", help="CQL vs CQL-Prior on the same datasets and seeds")
+    bench_offline.add_argument("bench", help="bench YAML (e.g. experiments/offline/textworld.yaml)")
+    bench_offline.add_argument("--fresh-datasets", action="store_true", help="record the datasets again")
+    bench_offline.set_defaults(func=_offline_bench)
     prior = sub.add_parser("prior", help="work on the LLM prior itself")
     prior_sub = prior.add_subparsers(dest="prior_command", required=True)
     finetune = prior_sub.add_parser("finetune", help="LoRA-tune the prior LLM on expert demonstrations (CPU)")

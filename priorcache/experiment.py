@@ -28,10 +28,11 @@ from ray.rllib.core import (
 )
 from ray.rllib.core.rl_module.rl_module import RLModule
 
-from priorcache.algorithms.registry import algorithm_config, uses_prior
+from priorcache.algorithms.registry import OFFLINE, algorithm_config, uses_prior
 from priorcache.envs.registry import ROLES, env_config, make_env, make_text_env, register, resolve_env
 from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
 from priorcache.metrics import collect_iteration_metrics, progress_line
+from priorcache.offline.dataset import dataset_dir, episodes_path
 from priorcache.platform.cache.controller import CHANGE_LOG, SNAPSHOT, CacheController
 from priorcache.platform.cache.persist import load_snapshot
 from priorcache.platform.config import ExperimentConfig, RayConfig, flatten, to_dict, to_yaml
@@ -111,14 +112,17 @@ def check_resources(cfg: ExperimentConfig) -> None:
         )
 
 
-def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
+def preflight(cfg: ExperimentConfig, check_dataset: bool = True) -> ExperimentConfig:
     """Check the inputs Ray workers would trip over later, before Ray starts.
 
     Resolves the environment (generated games, absolute paths) and opens it once per role,
+    checks an offline algorithm's dataset (unless `check_dataset` is false: it is being recorded),
     and assembles/validates the LLM file, so a bad game, split or model fails here with the
     config key named, not inside a remote actor. Returns `cfg` with the resolved env.
     """
     cfg = replace(cfg, env=resolve_env(cfg.env))
+    if check_dataset and cfg.algorithm.name in OFFLINE:
+        episodes_path(dataset_dir(cfg))  # DatasetError naming `offline.dataset` and the command
     for role in ROLES:
         make_text_env(cfg.env, role).close()
     if uses_prior(cfg):

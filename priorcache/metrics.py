@@ -3,6 +3,8 @@
 Sources: RLlib's result dict (env-runner metrics of `PriorMetricsCallback`, learner
 metrics of the *-Prior learners), the LLM pool (queries and call latency) and the cache
 actor (size and parameters). The same names go to MLflow, `summary.json` and benchmarks.
+Offline algorithms (`cql`, `cql_prior`) report their online evaluation's return and success,
+`env_steps` = transitions trained on, and `train_time_s` = seconds of learner updates.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import ray
 
 from priorcache.algorithms import prior_metrics as pm
+from priorcache.algorithms.cql_discrete import TRAIN_TIME_KEY, TRANSITIONS_TRAINED_KEY
 from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY
 from priorcache.algorithms.prior_trust import PRIOR_WEIGHT_KEY
 from priorcache.platform.cache.controller import PARAM_METRICS
@@ -35,14 +38,17 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
     Rates and LLM latencies cover the iteration's window, or the whole run with `lifetime`.
     `cache`/`pool` are the actor handles, or None when the algorithm uses no prior.
     """
-    runners = result.get("env_runners", {})
+    offline = TRANSITIONS_TRAINED_KEY in result
+    # An offline algorithm samples nothing: its env runners are those of its online evaluation,
+    # and its progress is the transitions it trained on.
+    runners = result.get("evaluation", {}).get("env_runners", {}) if offline else result.get("env_runners", {})
     requests = float(runners.get(pm.PRIOR_REQUESTS, 0))
     if lifetime:
         hits, window_requests = float(runners.get(pm.PRIOR_HITS, 0)), requests
     else:
         hits, window_requests = float(runners.get(pm.WINDOW_HITS, 0)), float(runners.get(pm.WINDOW_REQUESTS, 0))
     metrics: dict[str, float] = {
-        "env_steps": float(runners.get(_ENV_STEPS, 0)),
+        "env_steps": float(result[TRANSITIONS_TRAINED_KEY] if offline else runners.get(_ENV_STEPS, 0)),
         "wall_time_s": wall_time_s,
         "prior_requests": requests,
         "cache_hit_rate": hits / window_requests if window_requests else 0.0,
@@ -52,6 +58,8 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
         "success_rate": float(runners.get(pm.SUCCESS, float("nan"))),
         "episode_len_mean": float(runners.get("episode_len_mean", float("nan"))),
     }
+    if offline:
+        metrics["train_time_s"] = float(result[TRAIN_TIME_KEY])
     metrics.update(_percentiles(runners.get(pm.PRIOR_LATENCY), "prior_latency_ms"))
     metrics.update(_kl_audit(runners))
     if not lifetime:

@@ -24,7 +24,8 @@ def test_the_site_builds_strict_with_every_page(tmp_path):
     for page in ("quickstart", "concepts", "cache", "tracking", "cluster", "text_domains", "install",
                  "algorithms/ppo_prior", "algorithms/dqn_prior", "algorithms/ppo", "algorithms/dqn",
                  "environments/textworld", "environments/alfworld", "environments/babyai", "environments/webshop",
-                 "results/text", "results/cache", "results/prior", "results/cluster",
+                 "results/text", "results/cache", "results/prior", "results/cluster", "results/offline", "offline",
+                 "algorithms/cql_prior",
                  "reference/config", "reference/api/algorithms", "reference/api/platform"):
         assert (site / page / "index.html").is_file(), f"page {page} was not built"
     # The generated reference and the expanded config tables carry the schema's keys and docstrings.

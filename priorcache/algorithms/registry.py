@@ -4,7 +4,9 @@ The YAML runner uses these factories; they build the same `PPOPriorConfig` /
 `DQNPriorConfig` a user would write in Python, so there is one code path. `ppo` is
 PPO-Prior with the prior switched off (weight 0, no KL, no LLM asked): the no-prior
 baseline on the identical network; `dqn` is the same for DQN-Prior (every candidate, plain
-Boltzmann exploration over Q).
+Boltzmann exploration over Q). `cql_prior` and `cql` train offline (`cql_discrete.py`) on the
+dataset of `offline.*` and evaluate online in the env every `offline.eval_interval` iterations;
+`cql` never asks the LLM (its evaluation env serves the uniform prior).
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ from typing import Callable
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
+import gymnasium as gym
+
+from priorcache.algorithms.cql_discrete import DiscreteCQLConfig
 from priorcache.algorithms.dqn_prior import DQNPriorConfig
 from priorcache.algorithms.ppo_prior import PPOPriorConfig
 from priorcache.algorithms.prior_metrics import PriorMetricsCallback
+from priorcache.envs.prior_features import feature_space
 from priorcache.envs.registry import RLLIB_ENV_ID, env_config
+from priorcache.offline.dataset import dataset_dir, offline_input
 from priorcache.platform.config import ExperimentConfig
+from priorcache.platform.embed import EMBEDDING_DIM
 
 
-NO_PRIOR = ("ppo", "dqn")
+NO_PRIOR = ("ppo", "dqn", "cql")
 """The algorithms that run without an LLM (baselines)."""
 
 
@@ -94,11 +102,48 @@ def _dqn(cfg: ExperimentConfig) -> AlgorithmConfig:
         weight_start=0.0, weight_end=0.0)
 
 
+OFFLINE = ("cql_prior", "cql")
+"""The algorithms that train on a recorded dataset (`offline.*`) instead of sampling."""
+
+
+def _cql_family(cfg: ExperimentConfig) -> DiscreteCQLConfig:
+    a, off = cfg.algorithm, cfg.offline
+    config = (
+        _common(DiscreteCQLConfig(), cfg)
+        # Offline there is no env runner to read the spaces from: they are the feature wrapper's.
+        .environment(observation_space=feature_space(cfg.env.max_actions, EMBEDDING_DIM),
+                     action_space=gym.spaces.Discrete(cfg.env.max_actions))
+        .offline_data(**offline_input(dataset_dir(cfg)), dataset_num_iters_per_learner=a.updates_per_iteration)
+        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.minibatch_size, tau=a.target_tau)
+    )
+    if off.eval_interval:
+        # Online evaluation in the driver's own env, greedy, on held-out seeds: the per-iteration
+        # return and success of an offline run, and its time to reach a return.
+        config.evaluation(
+            evaluation_interval=off.eval_interval, evaluation_duration=off.eval_episodes,
+            evaluation_duration_unit="episodes", evaluation_num_env_runners=0,
+            evaluation_config={"explore": False, "env_config": env_config(cfg.env, cfg.prior, uses_prior(cfg), "eval")},
+        )
+    return config
+
+
+def _cql_prior(cfg: ExperimentConfig) -> AlgorithmConfig:
+    a = cfg.algorithm
+    return _cql_family(cfg).conservative(cql_alpha=a.cql_alpha, top_k=a.prior_top_k, prior_weight=a.cql_prior_weight,
+                                         q_temperature=a.q_temperature)
+
+
+def _cql(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _cql_family(cfg).conservative(cql_alpha=cfg.algorithm.cql_alpha, top_k=0, prior_weight=0.0)
+
+
 ALGORITHMS: dict[str, Callable[[ExperimentConfig], AlgorithmConfig]] = {
     "ppo_prior": _ppo_prior,
     "ppo": _ppo,
     "dqn_prior": _dqn_prior,
     "dqn": _dqn,
+    "cql_prior": _cql_prior,
+    "cql": _cql,
 }
 
 

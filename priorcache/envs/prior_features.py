@@ -56,6 +56,12 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
         self._max_actions = int(env.action_space.n)
         self.observation_space = feature_space(self._max_actions, embedder.dim)
         self._last_prior: dict[str, Any] = {}
+        self._candidates: tuple[str, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The commands of the last observation, in slot order (what action i plays)."""
+        return self._candidates
 
     @property
     def prior_client(self) -> PriorClient | None:
@@ -75,6 +81,7 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
     def observation(self, observation: dict[str, Any]) -> dict[str, np.ndarray]:
         state_text: str = observation["state"]
         candidates: tuple[str, ...] = tuple(observation["candidates"])
+        self._candidates = candidates
         k = len(candidates)
         features = {
             "state": np.zeros(self._embedder.dim, np.float32),

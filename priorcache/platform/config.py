@@ -323,7 +323,8 @@ class AlgorithmSettings:
     """The RL algorithm and its hyper-parameters (RLlib names where they exist)."""
 
     name: str = "ppo_prior"
-    """Registered: ppo_prior, ppo (no prior), dqn_prior, dqn (no prior)."""
+    """Registered: ppo_prior, ppo (no prior), dqn_prior, dqn (no prior); offline, on the dataset of
+    `offline.*`: cql_prior, cql (no prior)."""
     lr: float = 3e-4
     """Adam learning rate."""
     gamma: float = 0.95
@@ -356,6 +357,16 @@ class AlgorithmSettings:
     """DQN-Prior: env steps sampled before the first update."""
     target_update_freq: int = 500
     """DQN-Prior: env steps between target-network syncs."""
+    cql_alpha: float = 1.0
+    """CQL: weight of the conservative term logsumexp_a Q(s, a) - Q(s, a_data) (CQL-Prior: over
+    the prior's top `prior_top_k` candidates)."""
+    cql_prior_weight: float = 0.0
+    """CQL-Prior: w of the posterior p_LLM^w · exp(Q/q_temperature) it acts by over the top-k (a
+    KL-to-prior policy extraction); 0: argmax Q over the prior's top-k."""
+    target_tau: float = 0.01
+    """CQL: Polyak rate of the target network after every gradient update."""
+    updates_per_iteration: int = 50
+    """CQL: gradient updates (minibatches of `minibatch_size` transitions) per training iteration."""
 
 
 @dataclass
@@ -380,6 +391,28 @@ class EvalConfig:
     """First evaluation seed; training never uses seeds from here on."""
     greedy: bool = False
     """Act by argmax instead of sampling the posterior."""
+
+
+@dataclass
+class OfflineConfig:
+    """The offline dataset: what `priorcache offline dataset` records and `cql`/`cql_prior` train on."""
+
+    dataset: str = ""
+    """Dataset folder. Empty: .cache/offline/<name>-<quality> (relative to the working directory)."""
+    quality: str = "medium"
+    """Behaviour policy that records it: random, medium (expert with epsilon noise) or expert (TextWorld's
+    re-planned walkthrough); see priorcache/offline/behaviour.py."""
+    episodes: int = 40
+    """Episodes recorded."""
+    medium_epsilon: float = 0.5
+    """medium: probability of a uniformly random command at each step, in (0, 1)."""
+    seed: int = 0
+    """Episode i of the recording is reset with seed `seed + i` (keep it below `eval.seed`)."""
+    eval_interval: int = 1
+    """Online evaluation of the policy in the env every N training iterations (the per-iteration return
+    and success, and the time to reach a return); 0: only after training."""
+    eval_episodes: int = 5
+    """Episodes of each online evaluation during training (greedy, held-out seeds)."""
 
 
 @dataclass
@@ -418,6 +451,7 @@ class ExperimentConfig:
     algorithm: AlgorithmSettings = field(default_factory=AlgorithmSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -434,7 +468,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prior.llm.fallback": tuple(FALLBACK_PRIORS),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
-    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn"),
+    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn", "cql_prior", "cql"),
+    "offline.quality": ("random", "medium", "expert"),
 }
 
 _POSITIVE: tuple[str, ...] = (
@@ -450,6 +485,7 @@ _POSITIVE: tuple[str, ...] = (
     "algorithm.train_batch_size", "algorithm.minibatch_size", "algorithm.num_epochs",
     "algorithm.hidden", "algorithm.prior_decay_steps", "algorithm.q_temperature",
     "algorithm.replay_capacity", "algorithm.target_update_freq", "train.iterations", "eval.episodes",
+    "algorithm.updates_per_iteration", "offline.episodes", "offline.eval_episodes",
 )
 
 _NON_NEGATIVE: tuple[str, ...] = (
@@ -459,6 +495,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
     "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
     "prior.cache.max_restarts", "prior.cache.snapshot_every_s", "prior.llm.max_replica_restarts",
+    "algorithm.cql_alpha", "algorithm.cql_prior_weight", "offline.seed", "offline.eval_interval",
 )
 
 
@@ -558,6 +595,19 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(
             "config key 'algorithm.minibatch_size' must not exceed 'algorithm.train_batch_size' "
             f"({config.algorithm.minibatch_size} > {config.algorithm.train_batch_size})"
+        )
+    if not 0.0 < config.algorithm.target_tau <= 1.0:
+        raise ConfigError(f"config key 'algorithm.target_tau' must be in (0, 1], got {config.algorithm.target_tau}")
+    if not 0.0 < config.offline.medium_epsilon < 1.0:
+        raise ConfigError(
+            f"config key 'offline.medium_epsilon' must be in (0, 1) (1 is random, 0 is expert), got "
+            f"{config.offline.medium_epsilon}"
+        )
+    if config.offline.seed + config.offline.episodes > config.eval.seed:
+        raise ConfigError(
+            f"config key 'offline.seed': the recording's seeds {config.offline.seed}.."
+            f"{config.offline.seed + config.offline.episodes - 1} reach the evaluation seeds from 'eval.seed' = "
+            f"{config.eval.seed}; lower 'offline.seed' or 'offline.episodes', or raise 'eval.seed'"
         )
     if config.env.suite.level > 3:
         raise ConfigError(f"config key 'env.suite.level' must be 1, 2 or 3, got {config.env.suite.level}")

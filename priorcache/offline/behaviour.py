@@ -1,0 +1,130 @@
+"""The behaviour policies that play offline datasets: random, medium and expert.
+
+One family, parameterised by epsilon: at each step, with probability epsilon a uniformly
+random admissible command, else the expert's next command *from the current state*:
+
+- `random` = epsilon 1,
+- `medium` = epsilon `offline.medium_epsilon` (default 0.5): the expert with noise, which
+  wins some episodes and wanders in others,
+- `expert` = epsilon 0: the game's walkthrough.
+
+The expert is `TextWorldPlanner`: TextWorld's own winning policy (`policy_commands`), which
+TextWorld re-plans after every command (a detour adds the way back), so the expert stays
+optimal after the random steps of `medium`. It reads the game in a shadow interpreter played
+in lockstep with the env (the platform's `TextWorldEnv` does not request `policy_commands`),
+like `envs/experts.py`'s ALFWorld expert. Only TextWorld games (`env.name: textworld` or
+`textworld_suite`) have it; other domains can record `random` only.
+
+This module decides actions; it never steps the env (the recorder in `dataset.py` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QUALITIES = ("random", "medium", "expert")
+"""Dataset qualities, from worst to best."""
+
+
+class BehaviourError(ValueError):
+    """A behaviour policy cannot play this env (the message says what to change)."""
+
+
+class TextWorldPlanner:
+    """TextWorld's re-planned walkthrough of the game a `TextWorldEnv` plays."""
+
+    description = "TextWorld's winning policy (policy_commands), re-planned after every command"
+
+    def __init__(self) -> None:
+        self._game: Any = None
+        self._game_file: Path | None = None
+        self._plan: tuple[str, ...] = ()
+
+    def reset(self, game_file: Path) -> None:
+        """Follow a new episode of `game_file` (call after each `env.reset()`)."""
+        import textworld
+
+        if self._game is None or game_file != self._game_file:
+            self.close()
+            self._game = textworld.start(str(game_file), request_infos=textworld.EnvInfos(policy_commands=True))
+            self._game_file = game_file
+        self._plan = tuple(self._game.reset()["policy_commands"] or ())
+
+    def next_command(self) -> str | None:
+        """The expert's next command from the current state; None when the game has no plan left."""
+        return self._plan[0] if self._plan else None
+
+    def played(self, command: str) -> None:
+        """The env played `command` (expert's or not): play it in the shadow game and re-plan."""
+        state, _, _ = self._game.step(command)
+        self._plan = tuple(state["policy_commands"] or ())
+
+    def close(self) -> None:
+        """Stop the shadow interpreter (idempotent)."""
+        if self._game is not None:
+            self._game.close()
+            self._game = None
+
+
+@dataclass
+class BehaviourPolicy:
+    """Epsilon-mix of uniform random and `TextWorldPlanner` (see the module docstring)."""
+
+    quality: str
+    """random, medium or expert."""
+    epsilon: float
+    """Probability of a uniformly random admissible command at each step."""
+
+    @classmethod
+    def of(cls, quality: str, medium_epsilon: float) -> BehaviourPolicy:
+        """The policy of a dataset quality."""
+        if quality not in QUALITIES:
+            raise BehaviourError(f"dataset quality {quality!r}: choose one of {', '.join(QUALITIES)}")
+        return cls(quality, {"random": 1.0, "medium": medium_epsilon, "expert": 0.0}[quality])
+
+    def __post_init__(self) -> None:
+        self._planner = TextWorldPlanner() if self.epsilon < 1.0 else None
+
+    @property
+    def description(self) -> str:
+        """What plays the dataset, for its card."""
+        if self._planner is None:
+            return "uniform random over the admissible commands"
+        if self.epsilon == 0.0:
+            return self._planner.description
+        return (f"epsilon-mix: with probability {self.epsilon:g} a uniformly random admissible command, else "
+                f"{self._planner.description}")
+
+    def check_env(self, env_name: str) -> None:
+        """BehaviourError unless this policy can play `env.name`."""
+        if self._planner is not None and env_name not in ("textworld", "textworld_suite"):
+            raise BehaviourError(
+                f"dataset quality {self.quality!r} needs the TextWorld planner, but config key 'env.name' is "
+                f"{env_name!r}; record 'random' there, or play a TextWorld game"
+            )
+
+    def reset(self, game_file: Path) -> None:
+        """Start an episode of `game_file`."""
+        if self._planner is not None:
+            self._planner.reset(game_file)
+
+    def act(self, candidates: tuple[str, ...], rng: np.random.Generator) -> int:
+        """The slot of the command to play among `candidates`."""
+        command = self._planner.next_command() if self._planner is not None else None
+        if command is None or command not in candidates or rng.random() < self.epsilon:
+            return int(rng.integers(len(candidates)))
+        return candidates.index(command)
+
+    def played(self, command: str) -> None:
+        """Tell the planner what the env played."""
+        if self._planner is not None:
+            self._planner.played(command)
+
+    def close(self) -> None:
+        """Release the shadow game."""
+        if self._planner is not None:
+            self._planner.close()
