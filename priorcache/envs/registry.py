@@ -10,6 +10,11 @@ and evaluate on held-out games, BabyAI draws levels from seeds (evaluation seeds
 `eval.seed`, beyond any seed training uses), WebShop draws goals from its train and eval
 goal splits (held-out products). For WebShop with the prior, the env's search page offers
 the queries the LLM proposes (`PriorClient.propose`) besides the instruction.
+
+The continuous-control envs (`env.name` halfcheetah, walker2d, ant, metaworld;
+`envs/continuous_env.py`) register apart, as `RLLIB_CONTINUOUS_ENV_ID`: their observations are
+Box arrays, their state text comes in `info["state_text"]`, and they play the same way in both
+roles (evaluation differs by its seeds).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
+from priorcache.envs.continuous_env import CONTINUOUS_ENVS, make_continuous_env
 from priorcache.envs.prior_features import PriorFeaturesWrapper
 from priorcache.envs.recent_actions import RecentActions
 from priorcache.platform.config import EnvConfig, PriorConfig, from_dict, to_dict
@@ -28,6 +34,7 @@ from priorcache.platform.embed import TextEmbedder
 from priorcache.platform.prior_client import PriorClient
 
 RLLIB_ENV_ID = "priorcache/text"
+RLLIB_CONTINUOUS_ENV_ID = "priorcache/continuous"
 
 
 def resolve_game_file(cfg: EnvConfig) -> Path:
@@ -56,6 +63,8 @@ def resolve_env(cfg: EnvConfig) -> EnvConfig:
 
         check_level(cfg.babyai.level)
         return cfg
+    if cfg.name in CONTINUOUS_ENVS:
+        return cfg  # nothing to generate or locate; load_config has checked the Meta-World task
     if cfg.name == "webshop":
         from priorcache.envs.webshop_data import check_data_dir
 
@@ -139,6 +148,8 @@ def make_text_env(cfg: EnvConfig, role: str = "train") -> gym.Env:
     """The text environment named by `env.name` (observations `{"state", "candidates"}`)."""
     if role not in ROLES:
         raise ValueError(f"env role {role!r}: choose one of {', '.join(ROLES)}")
+    if cfg.name in CONTINUOUS_ENVS:
+        raise ValueError(f"env.name={cfg.name} is a continuous env: build it with make_continuous_env")
     env = TEXT_ENVS[cfg.name](cfg, role)
     return RecentActions(env, cfg.history) if cfg.history else env
 
@@ -168,8 +179,14 @@ def make_env(config: dict[str, Any]) -> gym.Env:
     return PriorFeaturesWrapper(text_env, embedder, client)
 
 
+def make_continuous_rllib_env(config: dict[str, Any]) -> gym.Env:
+    """RLlib env creator of the continuous envs (`env_config` as `env_config()` writes it)."""
+    return make_continuous_env(from_dict(EnvConfig, dict(config["env"])))
+
+
 def register() -> None:
-    """Make `RLLIB_ENV_ID` known to RLlib in this process (idempotent)."""
+    """Make `RLLIB_ENV_ID` and `RLLIB_CONTINUOUS_ENV_ID` known to RLlib in this process (idempotent)."""
     from ray.tune.registry import register_env
 
     register_env(RLLIB_ENV_ID, make_env)
+    register_env(RLLIB_CONTINUOUS_ENV_ID, make_continuous_rllib_env)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
+import difflib
 import json
 
 import yaml
@@ -105,11 +106,23 @@ class WebShopConfig:
 
 
 @dataclass
+class MetaWorldConfig:
+    """A Meta-World v3 manipulation task (`env.name: metaworld`, the `metaworld` extra)."""
+
+    task: str = "reach-v3"
+    """MT1 task name, e.g. reach-v3, push-v3, pick-place-v3, door-open-v3 (any of Meta-World's 50
+    v3 tasks; the describer words reach, push, pick-place and door-open, others generically).
+    Each reset draws one of the task's 50 object and goal placements from the reset seed."""
+
+
+@dataclass
 class EnvConfig:
     """The environment the agent acts in."""
 
     name: str = "textworld"
-    """Environment family. Registered: textworld, textworld_suite, alfworld, babyai, webshop."""
+    """Environment family. Text: textworld, textworld_suite, alfworld, babyai, webshop. Continuous
+    control (Box observations and actions, `envs/continuous_env.py`): halfcheetah, walker2d, ant
+    (Gymnasium MuJoCo v5) and metaworld (`env.metaworld.task`)."""
     game_file: str = ""
     """Path to an existing TextWorld game (.z8/.ulx). Empty: generate `env.game`."""
     game: GameConfig = field(default_factory=GameConfig)
@@ -122,10 +135,18 @@ class EnvConfig:
     """BabyAI level (when `env.name` is babyai)."""
     webshop: WebShopConfig = field(default_factory=WebShopConfig)
     """Goal splits and page sizes (when `env.name` is webshop)."""
+    metaworld: MetaWorldConfig = field(default_factory=MetaWorldConfig)
+    """Meta-World task (when `env.name` is metaworld)."""
+    describer: str = "rule"
+    """Continuous envs: how a state becomes the prior's state text. `rule`: the rule-based
+    describer of the domain; `learned`: a contrastive state encoder trained at env creation on
+    250 rule-labelled states, mapping each state to the nearest labelled description
+    (`envs/state_propagation.py`)."""
     games_dir: str = ".cache/games"
     """Where generated games are cached (relative to the working directory)."""
     max_steps: int = 50
-    """Episode step limit (truncation)."""
+    """Episode step limit (truncation). Continuous envs take it too: set 1000 for the MuJoCo
+    benchmarks' standard episodes; Meta-World allows at most 500."""
     max_actions: int = 32
     """Action slots of the policy; admissible commands beyond this are dropped (counted)."""
     history: int = 0
@@ -402,7 +423,9 @@ class ExperimentConfig:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "env.name": ("textworld", "textworld_suite", "alfworld", "babyai", "webshop"),
+    "env.name": ("textworld", "textworld_suite", "alfworld", "babyai", "webshop",
+                 "halfcheetah", "walker2d", "ant", "metaworld"),
+    "env.describer": ("rule", "learned"),
     "env.webshop.train_split": ("train", "eval", "human"),
     "env.webshop.eval_split": ("train", "eval", "human"),
     "env.suite.family": ("simple", "cooking", "coin_collector"),
@@ -547,6 +570,8 @@ def validate(config: ExperimentConfig) -> None:
             f"config key 'env.max_actions' is {config.env.max_actions}, but cooking level {suite.level} "
             "states have up to 46 (level 2) or 63 (level 3) commands: set env.max_actions=64"
         )
+    if config.env.name == "metaworld":
+        check_metaworld(config.env)
     if config.env.game_file and not Path(config.env.game_file).is_file():
         raise ConfigError(
             f"config key 'env.game_file': {config.env.game_file} does not exist; "
@@ -559,6 +584,32 @@ def validate(config: ExperimentConfig) -> None:
             "folder (no modules.json); leave it empty for the all-MiniLM-L6-v2 shipped on PyPI"
         )
     check_llm_backend(config.prior.llm)
+
+
+METAWORLD_MAX_STEPS = 500
+"""Meta-World's own episode length (`max_path_length`); its envs refuse to step past it."""
+
+
+def check_metaworld(env: EnvConfig) -> None:
+    """`env.name=metaworld` has its extra installed, a known v3 task and at most 500 steps."""
+    if env.max_steps > METAWORLD_MAX_STEPS:
+        raise ConfigError(
+            f"config key 'env.max_steps' is {env.max_steps}, but Meta-World episodes end after "
+            f"{METAWORLD_MAX_STEPS} steps: set env.max_steps={METAWORLD_MAX_STEPS} or less"
+        )
+    try:
+        from metaworld import ALL_V3_ENVIRONMENTS
+    except ImportError as err:
+        raise ConfigError(
+            "config key 'env.name' is metaworld, but Meta-World is not installed: install the extra "
+            "(uv sync --extra metaworld, or make env, which installs every extra)"
+        ) from err
+    if env.metaworld.task not in ALL_V3_ENVIRONMENTS:
+        close = difflib.get_close_matches(env.metaworld.task, list(ALL_V3_ENVIRONMENTS), n=3)
+        raise ConfigError(
+            f"config key 'env.metaworld.task' is {env.metaworld.task!r}, not a Meta-World v3 task"
+            + (f"; did you mean {', '.join(close)}?" if close else "; e.g. reach-v3, push-v3, pick-place-v3")
+        )
 
 
 def check_llm_backend(llm: LLMConfig) -> None:
