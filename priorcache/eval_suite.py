@@ -5,7 +5,8 @@ budget overrides, and agents:
 
 - RL agents train, then evaluate on held-out seeds/games, through `run_experiment` (one
   MLflow run each, as `priorcache run` would): `ppo_prior`, `ppo_prior_uncached` (cache
-  off: every prior request asks the LLM), `dqn_prior`, `ppo` (no prior).
+  off: every prior request asks the LLM), `dqn_prior`, `ppo` (no prior); on the continuous
+  envs `sac_prior`, `sac_prior_uncached` and `sac` (RLlib's SAC, no prior).
 - Evaluation-only agents play the same held-out episodes: `direct_llm` (argmax of the
   prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`),
   `rule` (WebShop's rule baseline, `baselines/webshop_rule.py`; WebShop domains only) and
@@ -26,7 +27,7 @@ own. Rows are appended to `<output>.csv` as they finish: an interrupted suite ke
 rows and a rerun skips them (`--fresh` redoes all). `<output>.md` is regenerated from the
 CSV each time (`--render-only` does only that, e.g. after merging rows run elsewhere),
 with the per-domain cache saving (LLM queries, prior latency and wall time, uncached over
-cached PPO-Prior) beside the success rates it was bought with.
+cached PPO-Prior or SAC-Prior) beside the success rates and returns it was bought with.
 """
 
 from __future__ import annotations
@@ -59,8 +60,13 @@ RL_AGENTS: dict[str, tuple[str, ...]] = {
     "ppo_prior_uncached": ("algorithm.name=ppo_prior", "prior.cache.mode=off"),
     "dqn_prior": ("algorithm.name=dqn_prior",),
     "ppo": ("algorithm.name=ppo",),
+    "sac_prior": ("algorithm.name=sac_prior",),
+    "sac_prior_uncached": ("algorithm.name=sac_prior", "prior.cache.mode=off"),
+    "sac": ("algorithm.name=sac",),
 }
 """RL agents and the overrides that make them from a domain's experiment."""
+CACHED_AGENTS = ("ppo_prior", "sac_prior")
+"""Agents whose `<agent>_uncached` row the savings table compares them with."""
 EVAL_AGENTS = ("direct_llm", "sampled_llm", "react", "rule", "random")
 """Agents that only evaluate."""
 AGENTS = (*RL_AGENTS, *EVAL_AGENTS)
@@ -317,22 +323,24 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
     savings = []
     for domain, domain_rows in by_domain.items():
         agents = {r["agent"]: r for r in domain_rows}
-        cached, uncached = agents.get("ppo_prior"), agents.get("ppo_prior_uncached")
-        if cached is None or uncached is None:
+        pairs = [(agents[c], agents[f"{c}_uncached"]) for c in CACHED_AGENTS if c in agents and f"{c}_uncached" in agents]
+        if not pairs:
             continue
+        cached, uncached = pairs[0]
         savings.append(
-            f"| {domain} | {_ratio(uncached['llm_queries'], cached['llm_queries'])} "
+            f"| {domain} | {cached['agent']} | {_ratio(uncached['llm_queries'], cached['llm_queries'])} "
             f"({uncached['llm_queries']:.0f} / {cached['llm_queries']:.0f}) "
             f"| {_ratio(uncached['prior_latency_ms_p50'], cached['prior_latency_ms_p50'])} "
             f"| {_ratio(uncached['wall_time_s'], cached['wall_time_s'])} "
-            f"| {format_cell(cached['success_rate'], '.2f')} | {format_cell(uncached['success_rate'], '.2f')} |"
+            f"| {format_cell(cached['success_rate'], '.2f')} | {format_cell(uncached['success_rate'], '.2f')} "
+            f"| {format_cell(cached['episode_return_mean'], '.1f')} | {format_cell(uncached['episode_return_mean'], '.1f')} |"
         )
     if savings:
         lines += ["", "## What the cache saves", "",
-                  "PPO-Prior with the semantic cache against the same run with the cache off, per domain.", "",
-                  "| domain | LLM queries uncached / cached | prior p50 uncached / cached | wall time uncached / cached "
-                  "| success cached | success uncached |",
-                  "|---|---|---|---|---|---|", *savings]
+                  "PPO-Prior or SAC-Prior with the semantic cache against the same run with the cache off, per domain.", "",
+                  "| domain | agent | LLM queries uncached / cached | prior p50 uncached / cached | wall time uncached / cached "
+                  "| success cached | success uncached | return cached | return uncached |",
+                  "|---|---|---|---|---|---|---|---|---|", *savings]
     return "\n".join(lines) + "\n"
 
 

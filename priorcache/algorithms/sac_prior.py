@@ -137,6 +137,9 @@ class SACPriorTorchRLModule(DefaultSACTorchRLModule):
             next_mean, next_std = policy_gaussian(out[ACTION_DIST_INPUTS_NEXT])
             u_next = next_mean + next_std * torch.randn_like(next_mean)
             out[PRE_TANH_NEXT] = u_next
+            # For RLlib's own SAC learner (`algorithm.name=sac` runs on this module too).
+            out["logp_next_resampled"] = (torch.distributions.Normal(next_mean, next_std).log_prob(u_next).sum(-1)
+                                          - tanh_log_jacobian(u_next))
             out["q_target_next"] = self.forward_target({Columns.OBS: next_obs, Columns.ACTIONS: torch.tanh(u_next)})
 
         # Q at the policy's own action with the critics frozen: the actor's gradient only.
