@@ -1,4 +1,4 @@
-"""Text environments the agent plays, and their observation pipeline.
+"""Environments the agent plays (text and continuous control), and their observation pipeline.
 
 - `textworld_games`: seeded TextWorld game generation, cached on disk (`GameSpec`, `ensure_game`).
 - `textworld_suites`: families of TextWorld challenge games with train/eval splits (`suite_games`).
@@ -8,6 +8,11 @@
 - `candidates`: that contract (action slots, candidate index, game choice on reset).
 - `prior_features`: `PriorFeaturesWrapper`, text -> embeddings + LLM prior arrays.
 - `registry`: env factories by config name and their RLlib registration.
+- `continuous_env`: `make_continuous_env`, MuJoCo locomotion and Meta-World v3 tasks (Box
+  observations, actions in [-1, 1]^d, the state text in `info["state_text"]`).
+- `describers`: rule-based state -> text per continuous domain (`describe`, `rule_describer`).
+- `state_propagation`: the learned describer (contrastive propagation of rule labels).
+- `motion_primitives`: the symbolic actions the LLM scores in the continuous domains (`primitives`).
 
 The game and env names below are re-exported lazily: importing this package (e.g. through
 `priorcache.envs.registry` on a process that never plays) does not load TextWorld, whose
@@ -32,6 +37,11 @@ _EXPORTS = {
     "suite_games": "textworld_suites",
     "BabyAITextEnv": "babyai_env",
     "BabyAILevelError": "babyai_env",
+    "make_continuous_env": "continuous_env",
+    "MetaWorldEnv": "continuous_env",
+    "describe": "describers",
+    "Primitive": "motion_primitives",
+    "primitives": "motion_primitives",
 }
 
 __all__ = sorted(_EXPORTS)

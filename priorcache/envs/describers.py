@@ -178,15 +178,17 @@ _AXES = (("right", "left"), ("forward", "back"), ("up", "down"))
 
 
 def direction_words(delta: np.ndarray, min_m: float = 0.01) -> str:
-    """The dominant directions of a 3-D offset: axes with at least half the largest component.
+    """The dominant direction of a 3-D offset, in the words of the gripper moves.
 
-    Words follow the world axes (+x right, +y forward, +z up), e.g. "forward and down"; "here"
-    when every component is under `min_m` metres.
+    World axes: +x right, +y forward, +z up. Only the largest component is named: each
+    Meta-World primitive moves along one axis, and one word per relation keeps the number of
+    distinct texts (and so of cache entries) small. "here" when it is under `min_m` metres.
     """
-    largest = float(np.abs(delta).max())
-    words = [pos if d > 0 else neg for d, (pos, neg) in zip(delta, _AXES)
-             if abs(d) >= max(min_m, 0.5 * largest)]
-    return " and ".join(words) if words else "here"
+    axis = int(np.abs(delta).argmax())
+    if abs(delta[axis]) < min_m:
+        return "here"
+    positive, negative = _AXES[axis]
+    return positive if delta[axis] > 0 else negative
 
 
 def distance_word(distance: float) -> str:
@@ -229,13 +231,15 @@ class MetaWorldDescriber:
 _RULE = {"halfcheetah": HalfCheetahDescriber, "walker2d": Walker2dDescriber, "ant": AntDescriber}
 
 
-@lru_cache(maxsize=None)
 def rule_describer(domain: str, task: str = "") -> Describer:
-    """The rule-based describer of `domain` (`task`: the Meta-World task, e.g. "push-v3")."""
+    """The rule-based describer of `domain` (`task`: the Meta-World task, e.g. "push-v3"), one per process."""
     check_domain(domain)
-    if domain == "metaworld":
-        return MetaWorldDescriber(task)
-    return _RULE[domain]()
+    return _rule(domain, task if domain == "metaworld" else "")
+
+
+@lru_cache(maxsize=None)
+def _rule(domain: str, task: str) -> Describer:
+    return MetaWorldDescriber(task) if domain == "metaworld" else _RULE[domain]()
 
 
 def describe(domain: str, obs: np.ndarray) -> str:
