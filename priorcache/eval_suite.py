@@ -296,6 +296,8 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
         "training run's for RL agents and the evaluation's otherwise. p50 latencies in ms. Budgets:",
         "",
     ]
+    if suite.overrides:
+        lines.append(f"- every row: `{' '.join(suite.overrides)}`")
     for domain, spec in suite.domains.items():
         lines.append(f"- **{domain}**: `{spec.experiment}` with `{' '.join(spec.overrides) or '(as is)'}`")
     by_domain: dict[str, list[dict[str, Any]]] = {}
