@@ -11,7 +11,7 @@ budget overrides, and agents:
   prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`),
   `rule` (WebShop's rule baseline, `baselines/webshop_rule.py`; WebShop domains only) and
   `random`. `sampled_llm` samples the prior instead of taking its argmax. Each is logged as
-  its own MLflow run too.
+  its own MLflow run too. On the continuous envs only `random` (uniform actions) applies.
 
 A domain may list its own `agents` (e.g. `rule` only where it applies); otherwise it runs
 the suite's.
@@ -46,6 +46,7 @@ import ray
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from priorcache.envs.continuous_env import CONTINUOUS_ENVS
 from priorcache.platform.config import (
     ConfigError,
     ExperimentConfig,
@@ -136,6 +137,10 @@ def load_suite(path: str | Path) -> EvalSuiteConfig:
             if split_agent(agent)[0] == "rule" and cfg.env.name != "webshop":
                 raise ConfigError(f"suite domain {domain!r}: agent 'rule' plays WebShop only (env.name is "
                                   f"{cfg.env.name!r}); list agents per domain with 'domains.{domain}.agents'")
+            kind = split_agent(agent)[0]
+            if cfg.env.name in CONTINUOUS_ENVS and kind in EVAL_AGENTS and kind != "random":
+                raise ConfigError(f"suite domain {domain!r}: agent {kind!r} acts on text commands; on a continuous "
+                                  f"env (env.name={cfg.env.name!r}) the evaluation-only agent is 'random'")
     return suite
 
 
@@ -239,6 +244,13 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
                 react.close()
             metrics = {"llm_queries": react.stats.llm_calls, "prior_requests": react.stats.steps,
                        "llm_latency_ms_p50": float(np.median(react.stats.latency_ms))}
+        elif cfg.env.name in CONTINUOUS_ENVS:  # only `random` evaluates alone here (load_suite checks)
+            from priorcache.envs.registry import make_continuous_rllib_env
+            from priorcache.evaluation import continuous_random_policy
+
+            env = make_continuous_rllib_env(env_config(cfg.env, cfg.prior, False, role="eval"))
+            result = play(env, continuous_random_policy(env.action_space))
+            metrics = {"llm_queries": 0.0}
         else:
             policy = {"direct_llm": direct_llm_policy, "sampled_llm": prior_policy}.get(kind, random_policy)
             use_prior = policy is not random_policy

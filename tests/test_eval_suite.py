@@ -93,6 +93,19 @@ def test_cache_savings_of_sac_prior_show_the_returns():
     assert "| cheetah | sac_prior | 30.0x (300 / 10) | 1000.0x | – | 0.00 | 0.00 | -20.0 | -30.0 |" in table
 
 
+def test_continuous_domains_take_only_rl_agents_and_random(tmp_path):
+    from priorcache.eval_suite import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""
+agents: [sac, random, direct_llm]
+domains:
+  cheetah: {{experiment: {REPO / 'experiments' / 'halfcheetah_sac_prior.yaml'}}}
+""")
+    with pytest.raises(ConfigError, match="'direct_llm' acts on text commands"):
+        load_suite(suite)
+
+
 def test_shipped_suites_load():
     from priorcache.eval_suite import load_suite
 
