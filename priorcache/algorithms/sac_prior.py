@@ -20,24 +20,30 @@ SAC's target entropy of -1 per dimension.
 The prior reaches the learner in the observations: the env wrapper
 (`envs/continuous_prior.py`) appends the LLM's log-weights over the K primitives to the raw
 observation, so they are stored in the replay buffer with each transition. The RLModule
-*ignores* them: actor and critics read only the raw observation (the first columns), so
-SAC-Prior and plain SAC (`algorithm.name=sac`, RLlib's SAC on the raw env) have identical
-networks, and a trained SAC-Prior policy acts without asking the LLM.
+*ignores* them: actor and critics read only the raw observation (the first columns), so a
+trained SAC-Prior policy acts without asking the LLM, and plain SAC (`algorithm.name=sac`:
+RLlib's own SAC learner on this module, uniform prior columns, no LLM) has the identical network.
 
 How to use it from plain Python, like any RLlib algorithm::
 
-    import gymnasium as gym
     from ray.tune.registry import register_env
     from priorcache.algorithms.sac_prior import SACPriorConfig
-    from priorcache.envs.continuous_prior import ContinuousPriorWrapper
+    from priorcache.envs.continuous_env import make_continuous_env
+    from priorcache.envs.continuous_prior import ContinuousPriorWrapper, goal_line
+    from priorcache.envs.motion_primitives import primitives
+    from priorcache.platform.config import EnvConfig, LLMConfig, PriorConfig
+    from priorcache.platform.prior_client import PriorClient
 
-    register_env("cheetah", lambda _: ContinuousPriorWrapper(gym.make("HalfCheetah-v5"), describe, prims, client))
+    prims = primitives("halfcheetah")
+    register_env("cheetah", lambda _: ContinuousPriorWrapper(
+        make_continuous_env(EnvConfig(name="halfcheetah", max_steps=1000)), prims,
+        PriorClient(PriorConfig(llm=LLMConfig(prompt="motion-v1"))), goal_line("halfcheetah")))
     config = (
         SACPriorConfig()
         .environment("cheetah")
         .prior_mixture(primitives=prims, target_kl_per_dim=1.0)
     )
-    algo = config.build_algo()
+    algo = config.build_algo()      # after ray.init()
     print(algo.train())
 
 `priorcache run experiments/halfcheetah_sac_prior.yaml` builds this config through
