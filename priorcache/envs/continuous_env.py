@@ -24,7 +24,7 @@ from gymnasium.spaces import Box
 from gymnasium.wrappers import TransformObservation
 
 from priorcache.envs.describers import DOMAINS, Describer, rule_describer
-from priorcache.platform.config import METAWORLD_MAX_STEPS, EnvConfig
+from priorcache.platform.config import EnvConfig, check_metaworld
 
 GYM_IDS = {"halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5", "ant": "Ant-v5"}
 """Gymnasium ids of the locomotion domains (standard v5 settings, 1000-step benchmark episodes)."""
@@ -114,14 +114,7 @@ def make_describer(cfg: EnvConfig) -> Describer:
 
 
 def _make_metaworld(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
-    try:
-        import metaworld  # noqa: F401  (the optional extra)
-    except ImportError as err:
-        raise ContinuousEnvError(
-            "env.name=metaworld needs Meta-World: install the extra (uv sync --extra metaworld)"
-        ) from err
-    if cfg.max_steps > METAWORLD_MAX_STEPS:
-        raise ContinuousEnvError(f"env.max_steps={cfg.max_steps}: Meta-World allows at most {METAWORLD_MAX_STEPS}")
+    check_metaworld(cfg)  # the extra, the task and the step limit, as load_config checks them
     return gym.wrappers.TimeLimit(MetaWorldEnv(cfg.metaworld.task, render_mode), cfg.max_steps)
 
 

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from priorcache.envs.describers import check_domain, rule_describer
-from priorcache.envs.motion_primitives import primitives
+from priorcache.envs.motion_primitives import Primitive, primitives
 from priorcache.platform.config import EnvConfig, MetaWorldConfig
 
 
@@ -54,7 +55,8 @@ class PropagationConfig:
     """Keep one state in this many: consecutive states are near-duplicates."""
     text_encoder: str = "table"
     """Description encoder: `table` (a free vector per description) or `minilm` (a linear map of the
-    frozen MiniLM embedding; about as accurate, but loading the model takes 10–60 s here)."""
+    frozen MiniLM embedding: as accurate on average, but it collapsed on pick-place-v3 and loads a
+    model; docs/environments/continuous.md)."""
     hidden: int = 128
     """Width of the state encoder's hidden layers."""
     dim: int = 64
@@ -75,7 +77,8 @@ def _env_config(domain: str, task: str) -> EnvConfig:
     return EnvConfig(name=domain, max_steps=500, metaworld=MetaWorldConfig(task=task or "reach-v3"))
 
 
-def _expert(task: str):  # the package's scripted policy for the task, None when there is none
+def _expert(task: str) -> Any:
+    """Meta-World's scripted policy of `task` (`get_action(obs)`), None when the package has none."""
     from metaworld.policies import ENV_POLICY_MAP
 
     policy = ENV_POLICY_MAP.get(task)
@@ -92,36 +95,46 @@ def collect_states(domain: str, task: str, n: int, first_episode: int, cfg: Prop
     from priorcache.envs.continuous_env import make_continuous_env
 
     env = make_continuous_env(_env_config(domain, task))
-    library = primitives(domain)
     expert = _expert(task) if domain == "metaworld" else None
     states: list[np.ndarray] = []
     episode = first_episode
     try:
-        while len(states) < n:
-            rng = np.random.default_rng(cfg.seed * 100_003 + episode)
-            obs, _ = env.reset(seed=int(rng.integers(2**31)))
-            behaviour = episode % (3 if expert is not None else 2)
-            noise = float(rng.uniform(0.1, 1.0))
-            hold, primitive = 0, library[0]
-            for t in range(cfg.episode_steps):
-                if behaviour == 0:
-                    action = rng.uniform(-1.0, 1.0, size=env.action_space.shape)
-                elif behaviour == 1:
-                    if hold == 0:
-                        hold, primitive = int(rng.integers(5, 21)), library[int(rng.integers(len(library)))]
-                    hold -= 1
-                    action = rng.normal(primitive.mean, primitive.std)
-                else:
-                    action = expert.get_action(obs) + rng.normal(0.0, noise, size=4)
-                obs, _, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0).astype(np.float32))
-                if t % cfg.stride == 0:
-                    states.append(obs)
-                if terminated or truncated:
-                    break
-            episode += 1
+        with warnings.catch_warnings():
+            # Meta-World's experts warn on every call that their gains exceed 1; actions are clipped.
+            warnings.filterwarnings("ignore", message="Constant", category=UserWarning)
+            while len(states) < n:
+                states += _play_episode(env, expert, primitives(domain), episode, cfg)
+                episode += 1
     finally:
         env.close()
     return np.asarray(states[:n], dtype=np.float32)
+
+
+def _play_episode(env: Any, expert: Any, library: tuple[Primitive, ...], episode: int,
+                  cfg: PropagationConfig) -> list[np.ndarray]:
+    """Every `cfg.stride`-th observation of one collection episode."""
+    rng = np.random.default_rng(cfg.seed * 100_003 + episode)
+    obs, _ = env.reset(seed=int(rng.integers(2**31)))
+    behaviour = episode % (3 if expert is not None else 2)
+    noise = float(rng.uniform(0.1, 1.0))
+    hold, primitive = 0, library[0]
+    states = []
+    for t in range(cfg.episode_steps):
+        if behaviour == 0:
+            action = rng.uniform(-1.0, 1.0, size=env.action_space.shape)
+        elif behaviour == 1:
+            if hold == 0:
+                hold, primitive = int(rng.integers(5, 21)), library[int(rng.integers(len(library)))]
+            hold -= 1
+            action = rng.normal(primitive.mean, primitive.std)
+        else:
+            action = expert.get_action(obs) + rng.normal(0.0, noise, size=env.action_space.shape)
+        obs, _, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0).astype(np.float32))
+        if t % cfg.stride == 0:
+            states.append(obs)
+        if terminated or truncated:
+            break
+    return states
 
 
 @contextlib.contextmanager

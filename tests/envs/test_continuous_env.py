@@ -136,3 +136,9 @@ def test_rllib_env_creator_reads_the_env_config():
         assert obs.shape == (17,) and info["state_text"].startswith("Walker")
     finally:
         env.close()
+
+
+@needs_metaworld
+def test_building_an_unknown_metaworld_task_names_the_key():
+    with pytest.raises(ConfigError, match=r"env\.metaworld\.task"):
+        make_continuous_env(config("metaworld", "open-door-v3"))
