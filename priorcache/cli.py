@@ -67,8 +67,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     s = outcome.summary
     prior_only = f", LLM prior alone {s['prior_success_rate']:.2f}" if "prior_success_rate" in s else ""
+    # Continuous control: the return is the result (success only means something on Meta-World).
+    returns = (f"return {s['episode_return_mean']:.1f} (random {s['random_episode_return_mean']:.1f}), "
+               if cfg.algorithm.name in ("sac_prior", "sac") else "")
     print(
-        f"\nfinished {cfg.name}: success {s['success_rate']:.2f} (random {s['random_success_rate']:.2f}{prior_only})"
+        f"\nfinished {cfg.name}: {returns}success {s['success_rate']:.2f} (random {s['random_success_rate']:.2f}{prior_only})"
         f" on {s['episodes']:.0f} held-out episodes | LLM queries {s['llm_queries']:.0f} of "
         f"{s['prior_requests']:.0f} prior requests | cache hit rate {s['cache_hit_rate']:.1%}\n"
         f"summary.json : {outcome.summary_path}\n"

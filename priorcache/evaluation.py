@@ -5,7 +5,11 @@ trained RLModule (sampling its posterior, or greedy), the LLM prior alone (sampl
 p_LLM(a|s): what the prior knows before any RL), the Direct-LLM agent (argmax of the prior,
 no RL) and the uniform random policy over the admissible commands (the baseline every
 result is shown beside). Text-reading agents (ReAct, `baselines/react.py`) follow the same
-`(obs, rng) -> slot` convention on the unwrapped text env.
+`(obs, rng) -> slot` convention on the unwrapped text env. On the continuous envs
+(`ContinuousPriorWrapper` observations) a policy returns a Box action: the trained SAC
+module (`continuous_module_policy`: its mean action, or a sample of its squashed Gaussian)
+or uniform random actions (`continuous_random_policy`). Success is the last step's `won`
+(text) or `success` (Meta-World).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
+from priorcache.algorithms.prior_metrics import episode_success
 from priorcache.progress import Progress
 
-Policy = Callable[[dict[str, np.ndarray], np.random.Generator], int]
+Policy = Callable[[Any, np.random.Generator], Any]
+"""(observation, rng) -> action: a slot of a text env, or a Box action of a continuous env."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,31 @@ def module_policy(module: Any, greedy: bool) -> Policy:
     return act
 
 
+def continuous_module_policy(module: Any, greedy: bool) -> Policy:
+    """Act with a SAC module: tanh of its Gaussian's mean (`greedy`) or of a sample of it."""
+    from priorcache.algorithms.sac_prior import policy_gaussian
+
+    def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        with torch.no_grad():
+            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(obs)[None]})[Columns.ACTION_DIST_INPUTS]
+        mean, std = (t[0].double().numpy() for t in policy_gaussian(inputs))
+        u = mean if greedy else mean + std * rng.standard_normal(mean.shape)
+        return np.tanh(u).astype(np.float32)
+
+    return act
+
+
+def continuous_random_policy(action_space: gym.spaces.Box) -> Policy:
+    """Uniform random actions over the Box (seeded by the episode's rng)."""
+
+    def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(action_space.low, action_space.high).astype(np.float32)
+
+    return act
+
+
 def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int, label: str = "evaluation") -> EvalResult:
-    """Play `episodes` episodes with seeds seed, seed+1, ...; success = `info["won"]`.
+    """Play `episodes` episodes with seeds seed, seed+1, ...; success = last `info["won"]` or `info["success"]`.
 
     While it takes long (LLM-bound policies), a progress line named `label` every 30 s.
     """
@@ -88,6 +117,6 @@ def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int, label: str 
             done = terminated or truncated
         returns.append(total)
         lengths.append(steps)
-        wins.append(bool(info.get("won", False)))
+        wins.append(episode_success(info))
         progress(episode + 1, f"success {np.mean(wins):.2f}")
     return EvalResult(episodes, float(np.mean(wins)), float(np.mean(returns)), float(np.mean(lengths)))

@@ -29,8 +29,14 @@ from ray.rllib.core import (
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from priorcache.algorithms.registry import OFFLINE, algorithm_config, uses_prior
-from priorcache.envs.registry import ROLES, env_config, make_env, make_text_env, register, resolve_env
-from priorcache.evaluation import EvalResult, evaluate, module_policy, prior_policy, random_policy
+from priorcache.envs.continuous_env import CONTINUOUS_ENVS, make_continuous_env
+from priorcache.envs.registry import (
+    ROLES, env_config, make_continuous_rllib_env, make_env, make_text_env, register, resolve_env,
+)
+from priorcache.evaluation import (
+    EvalResult, continuous_module_policy, continuous_random_policy, evaluate, module_policy, prior_policy,
+    random_policy,
+)
 from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.offline.dataset import dataset_dir, episodes_path
 from priorcache.platform.cache.controller import CHANGE_LOG, SNAPSHOT, CacheController
@@ -42,6 +48,7 @@ from priorcache.platform.prior_client import connect
 from priorcache.platform.run_plots import log_run_plots
 from priorcache.platform.tracking import RunTracker, tracking_uri
 from priorcache.resume import CHECKPOINT, ResumePoint, counter_offsets, load_resume_point, save_resume_point
+from priorcache.videos import record_episodes
 
 log = logging.getLogger("priorcache")
 
@@ -123,8 +130,11 @@ def preflight(cfg: ExperimentConfig, check_dataset: bool = True) -> ExperimentCo
     cfg = replace(cfg, env=resolve_env(cfg.env))
     if check_dataset and cfg.algorithm.name in OFFLINE:
         episodes_path(dataset_dir(cfg))  # DatasetError naming `offline.dataset` and the command
-    for role in ROLES:
-        make_text_env(cfg.env, role).close()
+    if cfg.env.name in CONTINUOUS_ENVS:
+        make_continuous_env(cfg.env).close()  # both roles play the same env (seeds differ)
+    else:
+        for role in ROLES:
+            make_text_env(cfg.env, role).close()
     if uses_prior(cfg):
         if cfg.prior.llm.backend == "llama_cpp":
             # vLLM weights are checked by the replica, on the GPU node that reads them: the
@@ -247,7 +257,13 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
     if cache is not None:
         _log_json(tracker, run_dir / "cache_stats.json",
                   {"cache_actor": ray.get(cache.stats.remote()), "llm_pool": ray.get(pool.stats.remote())})
-    evaluations = _evaluate(cfg, trained_module(run_dir / CHECKPOINT))
+    module = trained_module(run_dir / CHECKPOINT)
+    if cfg.env.name in CONTINUOUS_ENVS:
+        evaluations = _evaluate_continuous(cfg, module)
+        for video in _record_videos(cfg, module, run_dir):
+            tracker.log_artifact(video, "videos")
+    else:
+        evaluations = _evaluate(cfg, module)
     eval_metrics = {k: v for prefix, result in evaluations.items() for k, v in result.as_dict(prefix).items()}
     summary = {
         **final,
@@ -272,6 +288,31 @@ def trained_module(checkpoint: Path) -> RLModule:
     return RLModule.from_checkpoint(
         checkpoint / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE / DEFAULT_MODULE_ID
     )
+
+
+def _evaluate_continuous(cfg: ExperimentConfig, module: RLModule) -> dict[str, EvalResult]:
+    """Trained policy (no prefix) and uniform random actions (`random_`), on held-out seeds.
+
+    No LLM is asked: the SAC module reads the raw observation only (`algorithms/sac_prior.py`),
+    so the env's prior columns stay uniform.
+    """
+    env = make_continuous_rllib_env(env_config(cfg.env, cfg.prior, False, role="eval"))
+    policies = {"": continuous_module_policy(module, cfg.eval.greedy), "random_": continuous_random_policy(env.action_space)}
+    try:
+        return {prefix: evaluate(env, policy, cfg.eval.episodes, cfg.eval.seed,
+                                 label=f"evaluation ({prefix.rstrip('_') or 'trained policy'})")
+                for prefix, policy in policies.items()}
+    finally:
+        env.close()
+
+
+def _record_videos(cfg: ExperimentConfig, module: RLModule, run_dir: Path) -> list[Path]:
+    """GIFs of the trained policy's first `eval.videos` evaluation episodes (`videos.py`)."""
+    if not cfg.eval.videos:
+        return []
+    config = {**env_config(cfg.env, cfg.prior, False, role="eval"), "render_mode": "rgb_array"}
+    return record_episodes(lambda: make_continuous_rllib_env(config), continuous_module_policy(module, cfg.eval.greedy),
+                           cfg.eval.videos, cfg.eval.seed, cfg.eval.video_steps, run_dir / "videos", cfg.name)
 
 
 def _evaluate(cfg: ExperimentConfig, module: RLModule) -> dict[str, EvalResult]:

@@ -1,7 +1,7 @@
 """The fixed metric names of DESIGN.md, and how one training iteration fills them.
 
 Sources: RLlib's result dict (env-runner metrics of `PriorMetricsCallback`, learner
-metrics of the *-Prior learners), the LLM pool (queries and call latency) and the cache
+metrics of the *-Prior learners: `prior_kl`, `prior_weight`, SAC-Prior's temperature `prior_alpha`), the LLM pool (queries and call latency) and the cache
 actor (size and parameters). The same names go to MLflow, `summary.json` and benchmarks.
 Offline algorithms (`cql`, `cql_prior`) report their online evaluation's return and success,
 `env_steps` = transitions trained on, and `train_time_s` = seconds of learner updates.
@@ -17,6 +17,7 @@ from priorcache.algorithms import prior_metrics as pm
 from priorcache.algorithms.cql_discrete import TRAIN_TIME_KEY, TRANSITIONS_TRAINED_KEY
 from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY
 from priorcache.algorithms.prior_trust import PRIOR_WEIGHT_KEY
+from priorcache.algorithms.sac_prior import PRIOR_ALPHA_KEY
 from priorcache.platform.cache.controller import PARAM_METRICS
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -66,7 +67,7 @@ def collect_iteration_metrics(result: dict[str, Any], cache: Any, pool: Any, wal
         metrics.update(_window_audit(runners, hits))
     metrics.update(_percentiles(runners.get(pm.AUDIT_KL_PER_DISTANCE), "prior_audit_kl_per_distance"))
     learner = result.get("learners", {}).get(_RLLIB_MODULE, {})
-    for key in (PRIOR_KL_KEY, PRIOR_WEIGHT_KEY):
+    for key in (PRIOR_KL_KEY, PRIOR_WEIGHT_KEY, PRIOR_ALPHA_KEY):
         if key in learner:
             metrics[key] = float(learner[key])
     if pool is not None:

@@ -79,7 +79,31 @@ def test_cache_savings_compare_uncached_with_cached():
     rows = [base | {"agent": "ppo_prior", "llm_queries": 20.0, "prior_latency_ms_p50": 0.05},
             base | {"agent": "ppo_prior_uncached", "llm_queries": 1000.0, "prior_latency_ms_p50": 400.0}]
     table = render_markdown(suite, rows)
-    assert "| d | 50.0x (1000 / 20) | 8000.0x | – | 1.00 | 1.00 |" in table
+    assert "| d | ppo_prior | 50.0x (1000 / 20) | 8000.0x | – | 1.00 | 1.00 | 0.0 | 0.0 |" in table
+
+
+def test_cache_savings_of_sac_prior_show_the_returns():
+    suite = EvalSuiteConfig(agents=["sac_prior", "sac_prior_uncached", "sac"])
+    base = {c: 0.0 for c in COLUMNS} | {"domain": "cheetah", "mlflow_run_id": "x", "success_rate": 0.0}
+    rows = [base | {"agent": "sac", "llm_queries": 0.0, "episode_return_mean": -50.0},
+            base | {"agent": "sac_prior", "llm_queries": 10.0, "prior_latency_ms_p50": 0.5, "episode_return_mean": -20.0},
+            base | {"agent": "sac_prior_uncached", "llm_queries": 300.0, "prior_latency_ms_p50": 500.0,
+                    "episode_return_mean": -30.0}]
+    table = render_markdown(suite, rows)
+    assert "| cheetah | sac_prior | 30.0x (300 / 10) | 1000.0x | – | 0.00 | 0.00 | -20.0 | -30.0 |" in table
+
+
+def test_continuous_domains_take_only_rl_agents_and_random(tmp_path):
+    from priorcache.eval_suite import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""
+agents: [sac, random, direct_llm]
+domains:
+  cheetah: {{experiment: {REPO / 'experiments' / 'halfcheetah_sac_prior.yaml'}}}
+""")
+    with pytest.raises(ConfigError, match="'direct_llm' acts on text commands"):
+        load_suite(suite)
 
 
 def test_shipped_suites_load():

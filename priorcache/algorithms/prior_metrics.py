@@ -1,7 +1,7 @@
 """RLlib callback that turns the prior info of every env step into env-runner metrics.
 
 `PriorFeaturesWrapper` writes `prior_source` and `prior_latency_ms` into each step's info;
-this callback counts requests and hits, records latencies and KL audits in RLlib's
+this callback counts requests and hits, records latencies, KL audits and episode success in RLlib's
 `MetricsLogger`, which aggregates them across env runners. The driver reads them under
 `result["env_runners"]` with the keys below (mapped to DESIGN.md's names by the runner).
 """
@@ -33,6 +33,12 @@ AUDIT_KL_PER_DISTANCE = "prior_audit_kl_per_distance"
 """Percentiles of KL / (1 - similarity) over audits so far: the bound's slope."""
 
 
+def episode_success(last_info: dict[str, Any]) -> bool:
+    """The episode's last info says `won` (text games) or `success` (Meta-World: the task is
+    solved at the end of the episode; it reports success and never terminates)."""
+    return bool(last_info.get("won", False) or last_info.get("success", False))
+
+
 class PriorMetricsCallback(RLlibCallback):
     """Counts prior requests/hits, records their latency and episode success."""
 
@@ -43,7 +49,7 @@ class PriorMetricsCallback(RLlibCallback):
         self._log_prior(episode.get_infos(-1), metrics_logger)
 
     def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
-        metrics_logger.log_value(SUCCESS, float(bool(episode.get_infos(-1).get("won", False))), reduce="mean", window=100)
+        metrics_logger.log_value(SUCCESS, float(episode_success(episode.get_infos(-1))), reduce="mean", window=100)
 
     @staticmethod
     def _log_prior(info: dict[str, Any], metrics_logger: Any) -> None:

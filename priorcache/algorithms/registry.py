@@ -1,12 +1,15 @@
 """Experiment config -> RLlib `AlgorithmConfig`, one factory per `algorithm.name`.
 
 The YAML runner uses these factories; they build the same `PPOPriorConfig` /
-`DQNPriorConfig` a user would write in Python, so there is one code path. `ppo` is
-PPO-Prior with the prior switched off (weight 0, no KL, no LLM asked): the no-prior
+`DQNPriorConfig` / `SACPriorConfig` a user would write in Python, so there is one code path.
+`ppo` is PPO-Prior with the prior switched off (weight 0, no KL, no LLM asked): the no-prior
 baseline on the identical network; `dqn` is the same for DQN-Prior (every candidate, plain
 Boltzmann exploration over Q). `cql_prior` and `cql` train offline (`cql_discrete.py`) on the
 dataset of `offline.*` and evaluate online in the env every `offline.eval_interval` iterations;
-`cql` never asks the LLM (its evaluation env serves the uniform prior).
+`cql` never asks the LLM (its evaluation env serves the uniform prior). `sac` is RLlib's own SAC
+(its learner: entropy bonus, target entropy) on SAC-Prior's network, which reads the raw
+observation and not the (uniform, no LLM asked) prior columns: the continuous no-prior
+baseline, same hyper-parameters.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from typing import Callable
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.sac import SACConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 import gymnasium as gym
 
@@ -21,14 +26,17 @@ from priorcache.algorithms.cql_discrete import DiscreteCQLConfig
 from priorcache.algorithms.dqn_prior import DQNPriorConfig
 from priorcache.algorithms.ppo_prior import PPOPriorConfig
 from priorcache.algorithms.prior_metrics import PriorMetricsCallback
+from priorcache.algorithms.sac_prior import PRIOR_COMPONENTS, SACPriorCatalog, SACPriorConfig, SACPriorTorchRLModule
+from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+from priorcache.envs.motion_primitives import primitives
 from priorcache.envs.prior_features import feature_space
-from priorcache.envs.registry import RLLIB_ENV_ID, env_config
+from priorcache.envs.registry import RLLIB_CONTINUOUS_ENV_ID, RLLIB_ENV_ID, env_config
 from priorcache.offline.dataset import dataset_dir, offline_input
 from priorcache.platform.config import ExperimentConfig
 from priorcache.platform.embed import EMBEDDING_DIM
 
 
-NO_PRIOR = ("ppo", "dqn", "cql")
+NO_PRIOR = ("ppo", "dqn", "cql", "sac")
 """The algorithms that run without an LLM (baselines)."""
 
 
@@ -39,9 +47,10 @@ def uses_prior(cfg: ExperimentConfig) -> bool:
 
 def _common(config: AlgorithmConfig, cfg: ExperimentConfig) -> AlgorithmConfig:
     """Environment, runners, module width, metrics and seed: the same for every algorithm."""
+    env_id = RLLIB_CONTINUOUS_ENV_ID if cfg.env.name in CONTINUOUS_ENVS else RLLIB_ENV_ID
     return (
         config
-        .environment(RLLIB_ENV_ID, env_config=env_config(cfg.env, cfg.prior, uses_prior(cfg)))
+        .environment(env_id, env_config=env_config(cfg.env, cfg.prior, uses_prior(cfg)))
         # No sample timeout: while the cache is cold, LLM misses make sampling slow, not stuck.
         .env_runners(num_env_runners=cfg.train.num_env_runners, num_envs_per_env_runner=1,
                      num_cpus_per_env_runner=1, sample_timeout_s=None)
@@ -114,7 +123,7 @@ def _cql_family(cfg: ExperimentConfig) -> DiscreteCQLConfig:
         .environment(observation_space=feature_space(cfg.env.max_actions, EMBEDDING_DIM),
                      action_space=gym.spaces.Discrete(cfg.env.max_actions))
         .offline_data(**offline_input(dataset_dir(cfg)), dataset_num_iters_per_learner=a.updates_per_iteration)
-        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.minibatch_size, tau=a.target_tau)
+        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.minibatch_size, tau=a.tau)
     )
     if off.eval_interval:
         # Online evaluation in the driver's own env, greedy, on held-out seeds: the per-iteration
@@ -137,6 +146,37 @@ def _cql(cfg: ExperimentConfig) -> AlgorithmConfig:
     return _cql_family(cfg).conservative(cql_alpha=cfg.algorithm.cql_alpha, top_k=0, prior_weight=0.0)
 
 
+def _sac_family(config: SACConfig, cfg: ExperimentConfig) -> SACConfig:
+    a = cfg.algorithm
+    return (
+        _common(config, cfg)
+        .training(
+            actor_lr=a.lr, critic_lr=a.lr, alpha_lr=a.lr, gamma=a.gamma, tau=a.tau, initial_alpha=a.initial_alpha,
+            train_batch_size_per_learner=a.minibatch_size,
+            num_steps_sampled_before_learning_starts=a.learning_starts,
+            replay_buffer_config={"type": "PrioritizedEpisodeReplayBuffer", "capacity": a.replay_capacity,
+                                  "alpha": 0.6, "beta": 0.4},
+        )
+        # SAC-Prior's module (the prior columns dropped) for both: identical networks.
+        .rl_module(
+            rl_module_spec=RLModuleSpec(module_class=SACPriorTorchRLModule, catalog_class=SACPriorCatalog),
+            model_config={"fcnet_hiddens": [a.hidden], "head_fcnet_hiddens": [a.hidden],
+                          PRIOR_COMPONENTS: len(primitives(cfg.env.name))},
+        )
+        # An iteration samples `train_batch_size` env steps (one update per env step), so budgets compare.
+        .reporting(min_sample_timesteps_per_iteration=a.train_batch_size, min_time_s_per_iteration=0)
+    )
+
+
+def _sac_prior(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _sac_family(SACPriorConfig(), cfg).prior_mixture(
+        primitives=primitives(cfg.env.name), target_kl_per_dim=cfg.algorithm.prior_target_kl)
+
+
+def _sac(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _sac_family(SACConfig(), cfg)
+
+
 ALGORITHMS: dict[str, Callable[[ExperimentConfig], AlgorithmConfig]] = {
     "ppo_prior": _ppo_prior,
     "ppo": _ppo,
@@ -144,6 +184,10 @@ ALGORITHMS: dict[str, Callable[[ExperimentConfig], AlgorithmConfig]] = {
     "dqn": _dqn,
     "cql_prior": _cql_prior,
     "cql": _cql,
+
+
+    "sac_prior": _sac_prior,
+    "sac": _sac,
 }
 
 

@@ -180,8 +180,19 @@ def make_env(config: dict[str, Any]) -> gym.Env:
 
 
 def make_continuous_rllib_env(config: dict[str, Any]) -> gym.Env:
-    """RLlib env creator of the continuous envs (`env_config` as `env_config()` writes it)."""
-    return make_continuous_env(from_dict(EnvConfig, dict(config["env"])))
+    """RLlib env creator of the continuous envs (`env_config` as `env_config()` writes it).
+
+    The env's observation gets the LLM's log-weights over the domain's motion primitives
+    appended (`ContinuousPriorWrapper`), asked through a `PriorClient` when `use_prior`,
+    uniform otherwise. `render_mode` (optional) is passed to the env (videos).
+    """
+    from priorcache.envs.continuous_prior import ContinuousPriorWrapper, goal_line
+    from priorcache.envs.motion_primitives import primitives
+
+    env_cfg = from_dict(EnvConfig, dict(config["env"]))
+    env = make_continuous_env(env_cfg, render_mode=config.get("render_mode"))
+    client = PriorClient(from_dict(PriorConfig, dict(config["prior"]))) if config["use_prior"] else None
+    return ContinuousPriorWrapper(env, primitives(env_cfg.name), client, goal_line(env_cfg.name, env_cfg.metaworld.task))
 
 
 def register() -> None:

@@ -323,22 +323,23 @@ class AlgorithmSettings:
     """The RL algorithm and its hyper-parameters (RLlib names where they exist)."""
 
     name: str = "ppo_prior"
-    """Registered: ppo_prior, ppo (no prior), dqn_prior, dqn (no prior); offline, on the dataset of
-    `offline.*`: cql_prior, cql (no prior)."""
+    """Registered: ppo_prior, ppo (no prior), dqn_prior, dqn (no prior) for the text envs; offline,
+    on the dataset of `offline.*`: cql_prior, cql (no prior); sac_prior, sac (RLlib's SAC, no prior)
+    for the continuous envs."""
     lr: float = 3e-4
-    """Adam learning rate."""
+    """Adam learning rate (SAC, SAC-Prior: of actor, critics and temperature alike)."""
     gamma: float = 0.95
     """Discount."""
     train_batch_size: int = 1000
     """Env steps per training iteration."""
     minibatch_size: int = 250
-    """SGD minibatch size (DQN-Prior: transitions per update, sampled from the replay buffer)."""
+    """SGD minibatch size (DQN-Prior, SAC, SAC-Prior: transitions per update, sampled from the replay buffer)."""
     num_epochs: int = 4
     """SGD epochs per iteration (PPO)."""
     entropy_coeff: float = 0.01
     """PPO entropy bonus."""
     hidden: int = 128
-    """Width of the state/action encoders."""
+    """Width of the state/action encoders (SAC, SAC-Prior: of the two hidden layers of actor and critics)."""
     prior_weight_start: float = 1.0
     """Weight (1/temperature) of the prior log-probs in the posterior logits at step 0."""
     prior_weight_end: float = 0.25
@@ -352,9 +353,9 @@ class AlgorithmSettings:
     prior_top_k: int = 5
     """DQN-Prior: act among the k candidates the prior ranks highest (0 = all)."""
     replay_capacity: int = 50000
-    """DQN-Prior: replay buffer size in env steps."""
+    """DQN-Prior, SAC, SAC-Prior: replay buffer size in env steps."""
     learning_starts: int = 500
-    """DQN-Prior: env steps sampled before the first update."""
+    """DQN-Prior, SAC, SAC-Prior: env steps sampled before the first update."""
     target_update_freq: int = 500
     """DQN-Prior: env steps between target-network syncs."""
     cql_alpha: float = 1.0
@@ -363,10 +364,16 @@ class AlgorithmSettings:
     cql_prior_weight: float = 0.0
     """CQL-Prior: w of the posterior p_LLM^w · exp(Q/q_temperature) it acts by over the top-k (a
     KL-to-prior policy extraction); 0: argmax Q over the prior's top-k."""
-    target_tau: float = 0.01
-    """CQL: Polyak rate of the target network after every gradient update."""
     updates_per_iteration: int = 50
     """CQL: gradient updates (minibatches of `minibatch_size` transitions) per training iteration."""
+    prior_target_kl: float = 1.0
+    """SAC-Prior: the KL(pi || prior mixture) per action dimension (nats) that the temperature
+    alpha steers towards: alpha rises while the policy is further from the prior, falls while
+    it is closer (SAC's target entropy, with the prior in place of the uniform distribution)."""
+    initial_alpha: float = 1.0
+    """SAC, SAC-Prior: the temperature alpha at step 0 (then adapted)."""
+    tau: float = 0.005
+    """SAC, SAC-Prior, CQL: Polyak rate of the target networks after every gradient update."""
 
 
 @dataclass
@@ -390,7 +397,12 @@ class EvalConfig:
     seed: int = 10_000
     """First evaluation seed; training never uses seeds from here on."""
     greedy: bool = False
-    """Act by argmax instead of sampling the posterior."""
+    """Act by argmax instead of sampling the posterior (continuous: the policy's mean action)."""
+    videos: int = 1
+    """Continuous envs: evaluation episodes of the trained policy recorded as GIFs (MLflow artifacts
+    under `videos/`; headless rendering needs MUJOCO_GL=egl); 0: none."""
+    video_steps: int = 300
+    """Env steps of each recorded episode shown in its GIF (every third step is a frame)."""
 
 
 @dataclass
@@ -468,9 +480,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prior.llm.fallback": tuple(FALLBACK_PRIORS),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
-    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn", "cql_prior", "cql"),
+    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn", "cql_prior", "cql", "sac_prior", "sac"),
     "offline.quality": ("random", "medium", "expert"),
 }
+
+_CONTINUOUS_ENVS = ("halfcheetah", "walker2d", "ant", "metaworld")
+"""`env.name`s with Box actions (`envs/continuous_env.py`)."""
+_CONTINUOUS_ALGORITHMS = ("sac_prior", "sac")
+"""Algorithms for Box actions; the others act on text candidates."""
 
 _POSITIVE: tuple[str, ...] = (
     "env.max_steps", "env.max_actions", "env.game.world_size", "env.game.nb_objects",
@@ -486,6 +503,7 @@ _POSITIVE: tuple[str, ...] = (
     "algorithm.hidden", "algorithm.prior_decay_steps", "algorithm.q_temperature",
     "algorithm.replay_capacity", "algorithm.target_update_freq", "train.iterations", "eval.episodes",
     "algorithm.updates_per_iteration", "offline.episodes", "offline.eval_episodes",
+    "algorithm.prior_target_kl", "algorithm.initial_alpha", "algorithm.tau", "eval.video_steps",
 )
 
 _NON_NEGATIVE: tuple[str, ...] = (
@@ -494,7 +512,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "algorithm.prior_weight_start", "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
     "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
-    "prior.cache.max_restarts", "prior.cache.snapshot_every_s", "prior.llm.max_replica_restarts",
+    "prior.cache.max_restarts", "prior.cache.snapshot_every_s", "prior.llm.max_replica_restarts", "eval.videos",
     "algorithm.cql_alpha", "algorithm.cql_prior_weight", "offline.seed", "offline.eval_interval",
 )
 
@@ -552,6 +570,14 @@ def validate(config: ExperimentConfig) -> None:
     for key in _NON_NEGATIVE:
         if select(config, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {select(config, key)!r}")
+    continuous_env = config.env.name in _CONTINUOUS_ENVS
+    if continuous_env != (config.algorithm.name in _CONTINUOUS_ALGORITHMS):
+        fits = _CONTINUOUS_ALGORITHMS if continuous_env else tuple(
+            a for a in _CHOICES["algorithm.name"] if a not in _CONTINUOUS_ALGORITHMS)
+        raise ConfigError(
+            f"config key 'algorithm.name' is {config.algorithm.name!r}, which does not fit env.name="
+            f"{config.env.name!r} ({'continuous' if continuous_env else 'text'} actions); choose one of {', '.join(fits)}"
+        )
     if not 0.0 < config.prior.cache.threshold <= 1.0:
         raise ConfigError(
             f"config key 'prior.cache.threshold' must be in (0, 1], got {config.prior.cache.threshold}"
@@ -596,8 +622,8 @@ def validate(config: ExperimentConfig) -> None:
             "config key 'algorithm.minibatch_size' must not exceed 'algorithm.train_batch_size' "
             f"({config.algorithm.minibatch_size} > {config.algorithm.train_batch_size})"
         )
-    if not 0.0 < config.algorithm.target_tau <= 1.0:
-        raise ConfigError(f"config key 'algorithm.target_tau' must be in (0, 1], got {config.algorithm.target_tau}")
+    if not 0.0 < config.algorithm.tau <= 1.0:
+        raise ConfigError(f"config key 'algorithm.tau' must be in (0, 1], got {config.algorithm.tau}")
     if not 0.0 < config.offline.medium_epsilon < 1.0:
         raise ConfigError(
             f"config key 'offline.medium_epsilon' must be in (0, 1) (1 is random, 0 is expert), got "
