@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from priorcache.envs.prior_features import prior_info
 from priorcache.platform.logprob import uniform_logp
 from priorcache.platform.mixture_prior import PrimitiveLike
 from priorcache.platform.prior_client import PriorClient
@@ -98,14 +99,6 @@ class ContinuousPriorWrapper(gym.Wrapper):
             raise KeyError("ContinuousPriorWrapper needs info['state_text'] (make_continuous_env's StateText)")
         text = f"{self._goal}\n{info['state_text']}" if self._goal else info["state_text"]
         result = self._client.request(text, self._names)
-        info = {
-            "prior_source": result.source,
-            "prior_exact": result.exact,
-            "prior_similarity": result.similarity,
-            "prior_latency_ms": result.latency_ms,
-            "prior_audits": [a.kl for a in result.audits],
-            "prior_audit_similarities": [a.similarity for a in result.audits],
-            "prior_audit_flips": [a.flip for a in result.audits],
-        }
+        info = prior_info(result)
         logw = np.maximum(np.asarray(result.logp, np.float32), np.finfo(np.float32).min)
         return np.concatenate([raw, logw]), info

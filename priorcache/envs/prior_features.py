@@ -25,7 +25,20 @@ import numpy as np
 
 from priorcache.platform.embed import TextEmbedder
 from priorcache.platform.logprob import uniform_logp
-from priorcache.platform.prior_client import PriorClient
+from priorcache.platform.prior_client import PriorClient, PriorResult
+
+
+def prior_info(result: PriorResult) -> dict[str, Any]:
+    """The `info` fields of one prior request that the metrics callback reads (module docstring)."""
+    return {
+        "prior_source": result.source,
+        "prior_exact": result.exact,
+        "prior_similarity": result.similarity,
+        "prior_latency_ms": result.latency_ms,
+        "prior_audits": [a.kl for a in result.audits],
+        "prior_audit_similarities": [a.similarity for a in result.audits],
+        "prior_audit_flips": [a.flip for a in result.audits],
+    }
 
 
 def feature_space(max_actions: int, dim: int) -> gym.spaces.Dict:
@@ -96,15 +109,7 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
             result = self._client.request(state_text, candidates)
             features["state"] = result.embedding
             features["prior_logp"][:k] = result.logp
-            self._last_prior = {
-                "prior_source": result.source,
-                "prior_exact": result.exact,
-                "prior_similarity": result.similarity,
-                "prior_latency_ms": result.latency_ms,
-                "prior_audits": [a.kl for a in result.audits],
-                "prior_audit_similarities": [a.similarity for a in result.audits],
-                "prior_audit_flips": [a.flip for a in result.audits],
-            }
+            self._last_prior = prior_info(result)
         else:
             features["state"] = self._embedder.embed_one(state_text)
             if k:
