@@ -101,8 +101,8 @@ def test_rgb_frames_for_videos(name, monkeypatch):
 
 
 METAWORLD_ERRORS = [
-    (["env.name=metaworld", "env.metaworld.task=pick-place"], "env.metaworld.task"),
-    (["env.name=metaworld", "env.max_steps=1000"], "env.max_steps"),
+    (["env.name=metaworld", "algorithm.name=sac_prior", "env.metaworld.task=pick-place"], "env.metaworld.task"),
+    (["env.name=metaworld", "algorithm.name=sac_prior", "env.max_steps=1000"], "env.max_steps"),
 ]
 
 
@@ -119,7 +119,8 @@ def test_bad_continuous_config_names_the_key(overrides, key):
 
 
 def test_continuous_names_load_and_resolve():
-    cfg = load_config(None, ["env.name=halfcheetah", "env.max_steps=1000", "env.describer=learned"])
+    cfg = load_config(None, ["env.name=halfcheetah", "algorithm.name=sac_prior", "env.max_steps=1000",
+                             "env.describer=learned"])
     assert resolve_env(cfg.env) == cfg.env
     with pytest.raises(ValueError, match="make_continuous_env"):
         make_text_env(cfg.env)
@@ -128,12 +129,16 @@ def test_continuous_names_load_and_resolve():
 
 
 def test_rllib_env_creator_reads_the_env_config():
+    """Walker2d's 17 observations, then the prior's log-weights over its primitives (uniform: no prior asked)."""
+    from priorcache.envs.motion_primitives import primitives
     from priorcache.envs.registry import env_config
 
     env = make_continuous_rllib_env(env_config(config("walker2d"), PriorConfig(), use_prior=False))
+    k = len(primitives("walker2d"))
     try:
         obs, info = env.reset(seed=0)
-        assert obs.shape == (17,) and info["state_text"].startswith("Walker")
+        assert obs.shape == (17 + k,) and info["state_text"].startswith("Walker")
+        np.testing.assert_allclose(obs[17:], np.full(k, -np.log(k)), rtol=1e-5)
     finally:
         env.close()
 
