@@ -44,8 +44,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import ray
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.envs.continuous_env import CONTINUOUS_ENVS
 from priorcache.platform.config import (
@@ -53,7 +51,7 @@ from priorcache.platform.config import (
     ExperimentConfig,
     flatten,
     load_config,
-    read_yaml_as_text,
+    load_yaml_as,
     to_dict,
 )
 
@@ -117,11 +115,7 @@ def load_suite(path: str | Path) -> EvalSuiteConfig:
     """Read and check a suite YAML; ConfigError naming the key otherwise."""
     if not Path(path).is_file():
         raise ConfigError(f"suite file {path} does not exist: pass a YAML like experiments/suites/text.yaml")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(EvalSuiteConfig), read_yaml_as_text(path))
-        suite: EvalSuiteConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"suite key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
+    suite = load_yaml_as(EvalSuiteConfig, path, "suite")
     if not suite.domains:
         raise ConfigError("suite key 'domains' is empty: name at least one experiment YAML")
     lists = {"agents": suite.agents, **{f"domains.{d}.agents": s.agents for d, s in suite.domains.items()}}

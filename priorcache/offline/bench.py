@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.offline.behaviour import QUALITIES
 from priorcache.offline.dataset import CARD_JSON, DatasetCard, dataset_dir, load_card, run_dataset
-from priorcache.platform.config import ConfigError, load_config, read_yaml_as_text
+from priorcache.platform.config import ConfigError, load_config, load_yaml_as
 
 PAPER_PERFORMANCE = "+14–29%"
 PAPER_TIME = "−38–40%"
@@ -59,11 +57,7 @@ def load_bench(path: str | Path) -> BenchConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"bench file {path} does not exist: pass a YAML under experiments/offline/")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(BenchConfig), read_yaml_as_text(path))
-        bench: BenchConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"bench key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
+    bench = load_yaml_as(BenchConfig, path, "bench")
     for key, values, choices in (("qualities", bench.qualities, QUALITIES),
                                  ("algorithms", bench.algorithms, ("cql", "cql_prior"))):
         if not values or any(v not in choices for v in values):

@@ -543,6 +543,15 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Exper
     return config
 
 
+def load_yaml_as(schema: type[T], path: str | Path, what: str) -> T:
+    """A YAML file (read as `read_yaml_as_text`) merged onto the dataclass `schema`; a wrong key
+    or value is a ConfigError naming it as "<what> key '...'"."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), read_yaml_as_text(path)))  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{what} key {getattr(err, 'full_key', '?')!r}: {str(err).splitlines()[0]}") from err
+
+
 def read_yaml_as_text(path: str | Path) -> DictConfig:
     """A YAML file with every scalar kept as written; the typed schema converts it on merge.
 
