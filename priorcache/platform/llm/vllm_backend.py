@@ -14,12 +14,14 @@ Scoring (`score`):
   `SamplingParams(max_tokens=1, prompt_logprobs=0)`: vLLM returns log p(token | earlier tokens)
   for every prompt token, and a candidate's score is the mean (or sum) over its last
   len(candidate) tokens. vLLM batches and schedules the sequences itself.
-- Prefix caching is on (`enable_prefix_caching=True`), but vLLM 0.33 does not *read* the
-  prefix cache for requests that ask for prompt log-probs (`SamplingParams.skip_reading_prefix_cache`
-  defaults to True for them: cached positions have no logits to return), so every scored
-  sequence prefills prefix + prompt + candidate in full; they still write the cache, which
-  `generate` and `generate_distinct` (no prompt log-probs) read. Unlike llama.cpp's shared KV,
-  the prefix is thus recomputed per candidate; benchmarks/gpu_scoring.py measures what it costs.
+- Prefix caching is on (`enable_prefix_caching=True`), but vLLM (0.22.1, the pin, as 0.33) does
+  not *read* the prefix cache for requests that ask for prompt log-probs
+  (`SamplingParams.skip_reading_prefix_cache` defaults to True for them: cached positions have
+  no logits to return), so every scored sequence prefills prefix + prompt + candidate in full;
+  they still write the cache, which `generate` and `generate_distinct` (no prompt log-probs)
+  read. Unlike llama.cpp's shared KV, the prefix is thus recomputed per candidate, and vLLM
+  computes full-vocabulary log-probs for every prompt token: docs/results/gpu.md measures what
+  that costs on an H100.
 
 Generation (`generate`, `generate_distinct`) is greedy, as `LlamaCppBackend` does it: the `n`
 likeliest first tokens (top-n log-probs of the first position), then one batched greedy
@@ -45,7 +47,7 @@ from priorcache.platform.llm.model_files import hf_model_dir_or_id, hf_model_id
 
 _log = logging.getLogger(__name__)
 
-VLLM_VERSION = "0.33.0"
+VLLM_VERSION = "0.22.1"
 """The vLLM release this backend is written against (pinned in cluster/requirements-vllm.txt)."""
 
 INSTALL_COMMAND = "uv pip install -r cluster/requirements-vllm.lock.txt && uv pip install --no-deps ."

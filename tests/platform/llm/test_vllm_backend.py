@@ -1,14 +1,16 @@
 """The vLLM scoring backend's adapter code, its config keys and replica placement, without vLLM or a GPU.
 
 A fake `vllm` module stands in for the real one (`sys.modules["vllm"]`): `LLM.generate` returns
-objects shaped like vLLM 0.33's `RequestOutput` (`prompt_logprobs`: None, then one
+objects shaped like vLLM's `RequestOutput` (0.22.1, the pin, and 0.33 alike) (`prompt_logprobs`: None, then one
 {token id: Logprob} per prompt position; `outputs[0].token_ids` / `.logprobs`), from a toy
 language model whose log-probs are set per test, so every score is computed by hand here. The
 keyword arguments the fakes accept are the ones the backend uses, each checked against vLLM
-0.33.0's source (`LLM.__init__` / `EngineArgs`, `SamplingParams`): a misspelt one fails here.
+0.22.1's and 0.33.0's source (`LLM.__init__` / `EngineArgs`, `SamplingParams`): a misspelt one
+fails here.
 
 What these tests cannot show is vLLM's own behaviour on a GPU (its numerics, batching, prefix
-cache, Ray executor): that needs benchmarks/gpu_scoring.py on a GPU machine.
+cache, Ray executor): benchmarks/gpu_scoring.py runs the backend on one and checks its scores
+against transformers (docs/results/gpu.md).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class Logprob:
 
 
 class SamplingParams:
-    """The fields of vllm.SamplingParams the backend sets (all exist in 0.33.0)."""
+    """The fields of vllm.SamplingParams the backend sets (all exist in 0.22.1 and 0.33.0)."""
 
     def __init__(self, *, max_tokens: int = 16, temperature: float = 1.0, prompt_logprobs: int | None = None,
                  logprobs: int | None = None, stop: list[str] | None = None, detokenize: bool = True,
