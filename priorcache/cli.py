@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("suite", help="suite YAML (e.g. experiments/suites/text.yaml)")
     ev.add_argument("--domains", type=lambda s: s.split(","), default=[], help="comma-separated subset")
     ev.add_argument("--agents", type=lambda s: s.split(","), default=[], help="comma-separated subset")
-    ev.add_argument("--fresh", action="store_true", help="redo rows already in the CSV")
+    ev.add_argument("--fresh", action="store_true", help="redo the selected rows (--domains, --agents) even if in the CSV; other rows are kept")
     ev.add_argument("--render-only", action="store_true", help="only rewrite the markdown from the CSV")
     ev.set_defaults(func=_eval)
     sw = sub.add_parser("sweep", help="Ray Tune sweep over cache policies (one MLflow run per trial)")

@@ -162,21 +162,28 @@ def run_config(suite: EvalSuiteConfig, domain: str, agent: str) -> ExperimentCon
 
 def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Sequence[str] = (),
               fresh: bool = False, render_only: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Run the missing rows (none with `render_only`), then write the markdown table; returns its path."""
+    """Run the missing rows (none with `render_only`), then write the markdown table; returns its path.
+
+    `fresh` redoes the selected rows (`domains` x `agents`, all when empty); every other row of
+    the CSV is kept.
+    """
     csv_path = Path(f"{suite.output}.csv")
-    rows = [] if fresh else read_rows(csv_path)
+    selected = [] if render_only else [(domain, agent) for domain in domains or suite.domains
+                                       for agent in domain_agents(suite, domain) if not agents or agent in agents]
+    rows = read_rows(csv_path)
+    if fresh:
+        rows = [r for r in rows if (r["domain"], r["agent"]) not in selected]
     done = {(r["domain"], r["agent"]) for r in rows}
-    for domain in () if render_only else domains or suite.domains:
-        for agent in [a for a in domain_agents(suite, domain) if not agents or a in agents]:
-            if (domain, agent) in done:
-                log(f"[{domain} / {agent}] already in {csv_path}, skipped")
-                continue
-            log(f"[{domain} / {agent}] running")
-            row = run_row(suite, domain, agent)
-            rows.append(row)
-            write_rows(csv_path, rows)
-            log(f"[{domain} / {agent}] success {row['success_rate']:.2f}, LLM queries {row['llm_queries']:.0f}, "
-                f"{row['wall_time_s']:.0f} s")
+    for domain, agent in selected:
+        if (domain, agent) in done:
+            log(f"[{domain} / {agent}] already in {csv_path}, skipped")
+            continue
+        log(f"[{domain} / {agent}] running")
+        row = run_row(suite, domain, agent)
+        rows.append(row)
+        write_rows(csv_path, rows)
+        log(f"[{domain} / {agent}] success {row['success_rate']:.2f}, LLM queries {row['llm_queries']:.0f}, "
+            f"{row['wall_time_s']:.0f} s")
     md_path = Path(f"{suite.output}.md")
     md_path.write_text(render_markdown(suite, rows))
     return md_path
@@ -346,7 +353,8 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
         )
     if savings:
         lines += ["", "## What the cache saves", "",
-                  "PPO-Prior or SAC-Prior with the semantic cache against the same run with the cache off, per domain.", "",
+                  "PPO-Prior or SAC-Prior with its experiment's cache (`prior.cache.mode`) against the same run "
+                  "with the cache off, per domain.", "",
                   "| domain | agent | LLM queries uncached / cached | prior p50 uncached / cached | wall time uncached / cached "
                   "| success cached | success uncached | return cached | return uncached |",
                   "|---|---|---|---|---|---|---|---|---|", *savings]
