@@ -205,7 +205,7 @@ class CQLPriorTorchLearner(CQLTorchLearner):
         # alpha's loss is -log(alpha) · (log pi + target_entropy); with log pi -> KL this is
         # SAC-Prior's -log(alpha) · (KL - target_kl).
         config = self.config.get_config_for_module(module_id)
-        return -config.target_kl_per_dim * self._module_spec.module_specs[module_id].action_space.shape[0]
+        return -config.target_kl_per_dim * self.module[module_id].action_space.shape[0]
 
     def compute_loss_for_module(self, *, module_id: str, config: CQLPriorConfig, batch: dict[str, Any],
                                 fwd_out: dict[str, Any]) -> torch.Tensor:
@@ -223,6 +223,6 @@ class CQLPriorTorchLearner(CQLTorchLearner):
             substituted["q_twin_rand_repeat"] = fwd_out["q_twin_rand_repeat"] + shift
         loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch,
                                                fwd_out=substituted)
-        self.metrics.log_dict({PRIOR_KL_KEY: kl.mean(), PRIOR_ALPHA_KEY: self.curr_log_alpha[module_id].exp()[0]},
+        self.metrics.log_dict({PRIOR_KL_KEY: kl.detach().mean(), PRIOR_ALPHA_KEY: self.curr_log_alpha[module_id].detach().exp()[0]},
                               key=module_id, window=1)
         return loss
