@@ -223,6 +223,6 @@ class CQLPriorTorchLearner(CQLTorchLearner):
             substituted["q_twin_rand_repeat"] = fwd_out["q_twin_rand_repeat"] + shift
         loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch,
                                                fwd_out=substituted)
-        self.metrics.log_dict({PRIOR_KL_KEY: kl.detach().mean(), PRIOR_ALPHA_KEY: self.curr_log_alpha[module_id].detach().exp()[0]},
-                              key=module_id, window=1)
+        alpha = self.curr_log_alpha[module_id].detach().exp()[0]
+        self.metrics.log_dict({PRIOR_KL_KEY: kl.detach().mean(), PRIOR_ALPHA_KEY: alpha}, key=module_id, window=1)
         return loss

@@ -197,9 +197,12 @@ def _mean(values: list[float]) -> float:
 
 
 def _change(new: float, old: float) -> str:
-    if not old or old != old or new != new:
+    """new relative to old; a baseline <= 0 (a return) has no meaningful ratio: the difference, "abs."."""
+    if old != old or new != new:
         return "n/a"
-    return f"{(new - old) / abs(old):+.0%}"
+    if old <= 0:
+        return f"{new - old:+.2f} abs."
+    return f"{(new - old) / old:+.0%}"
 
 
 def _domain_lines(domain: DomainBench, cards: dict[str, DatasetCard], runs: list[dict[str, Any]]) -> list[str]:
@@ -209,7 +212,8 @@ def _domain_lines(domain: DomainBench, cards: dict[str, DatasetCard], runs: list
         f"## {domain.title}", "",
         f"From `{domain.experiment}` with overrides `{' '.join(domain.overrides) or '(none)'}`; time to return = "
         f"learner update seconds until the online evaluation (greedy, held-out seeds) first reaches return "
-        f"{domain.target_return:g}. Return and success: the final held-out evaluation.", "",
+        f"{domain.target_return:g}. Return and success: the final held-out evaluation. \"abs.\": the difference "
+        "of returns, where the baseline's return is <= 0 and a percentage would mean nothing.", "",
         "| quality | behaviour | episodes | steps | return mean ± std | success | LLM queries / prior requests |",
         "|---|---|---|---|---|---|---|",
     ]

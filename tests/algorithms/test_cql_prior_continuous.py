@@ -28,7 +28,8 @@ RAW = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 def tiny_config(num_actions: int = 2) -> CQLPriorConfig:
     return (
         CQLPriorConfig()
-        .environment(observation_space=prior_obs_space(RAW, 2), action_space=gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+        .environment(observation_space=prior_obs_space(RAW, 2),
+                     action_space=gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
         .offline_data(input_="unused", dataset_num_iters_per_learner=1)
         .training(lr=None, twin_q=False, num_actions=num_actions, min_q_weight=1.0, temperature=1.0, bc_iters=0)
         .rl_module(model_config={"fcnet_hiddens": [8], "head_fcnet_hiddens": [8]})

@@ -164,6 +164,7 @@ def test_halfcheetah_behaviour_policies_rank_by_quality():
     returns = {q: ret(ContinuousBehaviour.of(q, 0.2, "halfcheetah")) for q in ("random", "medium", "expert")}
     env.close()
     assert returns["random"] < returns["medium"] < returns["expert"] and returns["expert"] > 150
-    assert ContinuousBehaviour.of("medium", 0.2, "halfcheetah").description.startswith("epsilon-mix: with probability 0.2")
+    medium = ContinuousBehaviour.of("medium", 0.2, "halfcheetah")
+    assert medium.description.startswith("epsilon-mix: with probability 0.2")
     with pytest.raises(BehaviourError, match="'env.name' = 'walker2d'.*record 'random'"):
         ContinuousBehaviour.of("expert", 0.5, "walker2d")
