@@ -20,8 +20,8 @@ probability epsilon a uniform action in [-1, 1]^d, else the expert's. The expert
 open-loop gait (`SineGait`), not a trained agent: each joint torque a sine of one period with
 its own amplitude and phase. HalfCheetah's (`GAITS`) was found by random search (300 draws of
 amplitudes in [0.3, 1], frequency and phases, scored on one 300-step episode, seed 0); it runs
-forward at about 2.2 reward per step on other seeds (return about 650 per 300 steps, 2,250 per
-1,000), where uniform random actions lose about 0.2 per step. Being open-loop, it does not
+forward at about 2 reward per step on other seeds (return about 610-650 per 300 steps, 2,250
+per 1,000), where uniform random actions lose 0.1-0.3 per step. Being open-loop, it does not
 react to the state: honest as a fixed, seeded behaviour policy of known quality, not a claim
 of good control. Only HalfCheetah has a gait; other continuous envs can record `random`.
 
