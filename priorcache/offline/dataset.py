@@ -2,9 +2,9 @@
 
 `record_dataset(cfg)` plays `offline.episodes` episodes of the behaviour policy of
 `offline.quality` (`behaviour.py`) in the env RLlib's env runners build (`envs/registry.make_env`
-or `make_continuous_rllib_env`, training role, with the LLM prior) into RLlib `SingleAgentEpisode`s, and `write_dataset`
-writes them the way RLlib's `OfflineSingleAgentEnvRunner` records transitions
-(`output_write_episodes=False`, `output_compress_columns=["obs"]`): one row per transition
+or `make_continuous_rllib_env`, training role, with the LLM prior) into RLlib
+`SingleAgentEpisode`s, and `write_dataset` writes them the way RLlib's
+`OfflineSingleAgentEnvRunner` records transitions (`output_write_episodes=False`, `output_compress_columns=["obs"]`): one row per transition
 (`eps_id`, `t`, `obs`, `actions`, `rewards`, `new_obs`, `terminateds`, `truncateds`, `infos`),
 observations packed with RLlib's `pack` (pickle + lz4), a Ray Data dataset written as parquet.
 RLlib's offline input reads it back (`config.offline_data(**offline_input(folder))`, which
@@ -15,8 +15,8 @@ The prior is in the observations: `PriorFeaturesWrapper` (text envs) asks the sh
 log p_LLM(a|s) on every observation while recording, so each distinct state costs at most one
 LLM call (a cache miss) and the dataset's `prior_logp` column carries the answer; on the
 continuous envs `ContinuousPriorWrapper` appends the prior's log-weights over the motion
-primitives to the observation array the same way (actions are then float32 Box vectors). Offline
-training then reads the prior from the data and asks no LLM at all; only the online
+primitives to the observation array the same way (actions are then float32 Box vectors).
+Offline training then reads the prior from the data and asks no LLM at all; only the online
 evaluation of the trained policy asks the cache again, for states the dataset never saw.
 
 Why not `OfflineSingleAgentEnvRunner` itself: it records what an RLModule samples, and the
