@@ -1,14 +1,15 @@
 """Offline datasets: a behaviour policy's episodes in RLlib's offline format, with a card.
 
 `record_dataset(cfg)` plays `offline.episodes` episodes of the behaviour policy of
-`offline.quality` (`behaviour.py`) in the env RLlib's env runners build (`envs/registry.make_env`
-or `make_continuous_rllib_env`, training role, with the LLM prior) into RLlib
-`SingleAgentEpisode`s, and `write_dataset` writes them the way RLlib's
+`offline.quality` (`behaviour.py`) in the env RLlib's env runners build
+(`envs/registry.make_env` or `make_continuous_rllib_env`, training role, with the LLM prior)
+into RLlib `SingleAgentEpisode`s, and `write_dataset` writes them the way RLlib's
 `OfflineSingleAgentEnvRunner` records transitions (`output_write_episodes=False`,
 `output_compress_columns=["obs"]`): one row per transition (`eps_id`, `t`, `obs`, `actions`,
-`rewards`, `new_obs`, `terminateds`, `truncateds`, `infos`), observations packed with RLlib's `pack` (pickle + lz4), a Ray Data dataset written as parquet.
-RLlib's offline input reads it back (`config.offline_data(**offline_input(folder))`, which
-CQL/BC/MARWIL read the same way; `read_transitions`). Whole-episode rows
+`rewards`, `new_obs`, `terminateds`, `truncateds`, `infos`), observations packed with RLlib's
+`pack` (pickle + lz4), a Ray Data dataset written as parquet. RLlib's offline input reads it
+back (`config.offline_data(**offline_input(folder))`, which CQL/BC/MARWIL read the same way;
+`read_transitions`). Whole-episode rows
 (`output_write_episodes=True`) would need `msgpack_numpy`, which the locked environment lacks.
 
 The prior is in the observations: `PriorFeaturesWrapper` (text envs) asks the shared cache for
