@@ -42,13 +42,17 @@ def test_prior_proposal_samples_come_from_the_states_mixture_with_their_density(
     returns is the hand-computed one of that primitive's pre-tanh Gaussian pushed through tanh."""
     module = tiny_config().build_learner().module[DEFAULT_MODULE_ID]
     obs = torch.tensor([[0.0, 0.0, 0.0, 0.0, -30.0]])  # log-weights: push 0, pull -30
+    torch.manual_seed(0)
     actions, logp = module.ood_actions(obs, 2000)
-    assert actions.shape == (2000, 1) and abs(actions.mean().item() - 0.5) < 0.05
+    # tanh is monotone: the median action is tanh of the pre-tanh mean, the primitive's 0.5.
+    assert actions.shape == (2000, 1) and abs(actions.median().item() - 0.5) < 0.03
     m, s = math.atanh(0.5), 0.3 / (1 - 0.25)  # the primitive in pre-tanh units (mixture_prior.py)
-    a = actions[:3, 0].double()
+    # Away from the bounds, where atanh of a float32 action recovers its pre-tanh sample.
+    inner = actions[:, 0].abs() < 0.9
+    a = actions[inner, 0][:20].double()
     u = torch.atanh(a)
     expected = -0.5 * ((u - m) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi) - torch.log(1 - a * a)
-    assert logp[:3].double().numpy() == pytest.approx(expected.numpy(), abs=1e-3)
+    assert logp[inner][:20].double().numpy() == pytest.approx(expected.numpy(), abs=1e-3)
 
 
 def test_the_conservative_term_weights_prior_samples_by_the_prior_density():
