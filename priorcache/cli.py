@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. offline.quality=expert)")
     dataset.set_defaults(func=_offline_dataset)
     bench_offline = offline_sub.add_parser("bench", help="CQL vs CQL-Prior on the same datasets and seeds")
-    bench_offline.add_argument("bench", help="bench YAML (e.g. experiments/offline/textworld.yaml)")
+    bench_offline.add_argument("bench", help="bench YAML (e.g. experiments/offline/bench.yaml)")
     bench_offline.add_argument("--fresh-datasets", action="store_true", help="record the datasets again")
     bench_offline.set_defaults(func=_offline_bench)
     prior = sub.add_parser("prior", help="work on the LLM prior itself")

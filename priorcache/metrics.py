@@ -14,7 +14,7 @@ from typing import Any
 import ray
 
 from priorcache.algorithms import prior_metrics as pm
-from priorcache.algorithms.cql_discrete import TRAIN_TIME_KEY, TRANSITIONS_TRAINED_KEY
+from priorcache.algorithms.offline_step import TRAIN_TIME_KEY, TRANSITIONS_TRAINED_KEY
 from priorcache.algorithms.ppo_prior import PRIOR_KL_KEY
 from priorcache.algorithms.prior_trust import PRIOR_WEIGHT_KEY
 from priorcache.algorithms.sac_prior import PRIOR_ALPHA_KEY

@@ -27,7 +27,7 @@ The prior is read from the dataset's observations (`prior_logp`, filled through 
 cache when the dataset was recorded, `offline/dataset.py`): training asks no LLM. The target
 network follows the online one by Polyak averaging (`tau`) after every update, as RLlib's
 CQL does. The dataset is RLlib's `OfflineData` (`config.offline_data(...)`), read once and
-held in memory (`offline/replay.py`); each iteration makes `dataset_num_iters_per_learner`
+held in memory (`offline_step.py`); each iteration makes `dataset_num_iters_per_learner`
 updates on minibatches of `train_batch_size_per_learner` transitions drawn uniformly.
 
 From plain Python::
@@ -52,10 +52,8 @@ evaluation in the env every iteration).
 
 from __future__ import annotations
 
-import time
 from typing import Any, Self
 
-import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.algorithms.dqn import DQN, DQNConfig
@@ -63,20 +61,15 @@ from ray.rllib.algorithms.dqn.dqn_learner import QF_LOSS_KEY, QF_MEAN_KEY, TD_ER
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.utils.metrics import LEARNER_RESULTS, LEARNER_UPDATE_TIMER, OFFLINE_SAMPLING_TIMER, TIMERS
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 from torch import nn
 
+from priorcache.algorithms.offline_step import InMemoryOfflineStep
 from priorcache.algorithms.prior_module import candidate_mask
 from priorcache.algorithms.prior_q_module import Q_VALUES, TARGET_NEXT_Q_VALUES, PriorQModule
-from priorcache.offline.replay import TransitionTable
 
 NEXT_Q_VALUES = "qf_next_preds"
 """Q(s', .) of the online network (picks a* of the double-Q target)."""
-TRAIN_TIME_KEY = "offline_train_time_s"
-"""Result key: seconds spent in learner updates so far (no data loading, no evaluation)."""
-TRANSITIONS_TRAINED_KEY = "offline_transitions_trained"
-"""Result key: transitions drawn into minibatches so far."""
 CQL_LOSS_KEY = "cql_loss"
 """Learner metric: the conservative term (before `cql_alpha`)."""
 
@@ -203,29 +196,9 @@ class DiscreteCQLTorchLearner(DQNTorchLearner):
         return out["loss"]
 
 
-class DiscreteCQL(DQN):
+class DiscreteCQL(InMemoryOfflineStep, DQN):
     """Offline discrete CQL / CQL-Prior; configure it with `DiscreteCQLConfig`."""
 
     @classmethod
     def get_default_config(cls) -> AlgorithmConfig:
         return DiscreteCQLConfig()
-
-    def setup(self, config: Any) -> None:
-        super().setup(config)
-        self._transitions: TransitionTable | None = None
-        self._rng = np.random.default_rng(self.config.seed)
-
-    def training_step(self) -> None:
-        # The dataset is read once through RLlib's offline input and sampled from memory
-        # (`offline/replay.py` says why not RLlib's streaming sampler).
-        if self._transitions is None:
-            with self.metrics.log_time((TIMERS, OFFLINE_SAMPLING_TIMER)):
-                self._transitions = TransitionTable.from_dataset(self.offline_data.data)
-        updates, size = self.config.dataset_num_iters_per_learner, self.config.train_batch_size_per_learner
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            started = time.perf_counter()
-            results = self.learner_group.update(batch=self._transitions.sample(updates * size, self._rng),
-                                                minibatch_size=size, num_epochs=1, shuffle_batch_per_epoch=False)
-            self.metrics.aggregate(results, key=LEARNER_RESULTS)
-            self.metrics.log_value(TRAIN_TIME_KEY, time.perf_counter() - started, reduce="lifetime_sum")
-            self.metrics.log_value(TRANSITIONS_TRAINED_KEY, updates * size, reduce="lifetime_sum")

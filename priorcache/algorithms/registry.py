@@ -9,7 +9,10 @@ dataset of `offline.*` and evaluate online in the env every `offline.eval_interv
 `cql` never asks the LLM (its evaluation env serves the uniform prior). `sac` is RLlib's own SAC
 (its learner: entropy bonus, target entropy) on SAC-Prior's network, which reads the raw
 observation and not the (uniform, no LLM asked) prior columns: the continuous no-prior
-baseline, same hyper-parameters.
+baseline, same hyper-parameters. `cql_prior_continuous` and `cql_continuous` are their offline
+counterparts (`cql_prior_continuous.py`): RLlib's CQL on the same network, on the dataset of
+`offline.*`; CQL-Prior draws the conservative term's out-of-distribution actions from the
+prior mixture recorded in the dataset and regularises the actor by KL(pi || prior).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 import gymnasium as gym
 
 from priorcache.algorithms.cql_discrete import DiscreteCQLConfig
+from priorcache.algorithms.cql_prior_continuous import ContinuousCQLConfig, CQLPriorConfig
 from priorcache.algorithms.dqn_prior import DQNPriorConfig
 from priorcache.algorithms.ppo_prior import PPOPriorConfig
 from priorcache.algorithms.prior_metrics import PriorMetricsCallback
 from priorcache.algorithms.sac_prior import PRIOR_COMPONENTS, SACPriorCatalog, SACPriorConfig, SACPriorTorchRLModule
-from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+from priorcache.envs.continuous_env import CONTINUOUS_ENVS, make_continuous_env
+from priorcache.envs.continuous_prior import prior_obs_space
 from priorcache.envs.motion_primitives import primitives
 from priorcache.envs.prior_features import feature_space
 from priorcache.envs.registry import RLLIB_CONTINUOUS_ENV_ID, RLLIB_ENV_ID, env_config
@@ -36,7 +41,7 @@ from priorcache.platform.config import ExperimentConfig
 from priorcache.platform.embed import EMBEDDING_DIM
 
 
-NO_PRIOR = ("ppo", "dqn", "cql", "sac")
+NO_PRIOR = ("ppo", "dqn", "cql", "sac", "cql_continuous")
 """The algorithms that run without an LLM (baselines)."""
 
 
@@ -111,20 +116,15 @@ def _dqn(cfg: ExperimentConfig) -> AlgorithmConfig:
         weight_start=0.0, weight_end=0.0)
 
 
-OFFLINE = ("cql_prior", "cql")
+OFFLINE = ("cql_prior", "cql", "cql_prior_continuous", "cql_continuous")
 """The algorithms that train on a recorded dataset (`offline.*`) instead of sampling."""
 
 
-def _cql_family(cfg: ExperimentConfig) -> DiscreteCQLConfig:
-    a, off = cfg.algorithm, cfg.offline
-    config = (
-        _common(DiscreteCQLConfig(), cfg)
-        # Offline there is no env runner to read the spaces from: they are the feature wrapper's.
-        .environment(observation_space=feature_space(cfg.env.max_actions, EMBEDDING_DIM),
-                     action_space=gym.spaces.Discrete(cfg.env.max_actions))
-        .offline_data(**offline_input(dataset_dir(cfg)), dataset_num_iters_per_learner=a.updates_per_iteration)
-        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.minibatch_size, tau=a.tau)
-    )
+def _offline(config: AlgorithmConfig, cfg: ExperimentConfig) -> AlgorithmConfig:
+    """The dataset of `offline.*` and the online evaluation every `offline.eval_interval` iterations."""
+    off = cfg.offline
+    config.offline_data(**offline_input(dataset_dir(cfg)),
+                        dataset_num_iters_per_learner=cfg.algorithm.updates_per_iteration)
     if off.eval_interval:
         # Online evaluation in the driver's own env, greedy, on held-out seeds: the per-iteration
         # return and success of an offline run, and its time to reach a return.
@@ -134,6 +134,18 @@ def _cql_family(cfg: ExperimentConfig) -> DiscreteCQLConfig:
             evaluation_config={"explore": False, "env_config": env_config(cfg.env, cfg.prior, uses_prior(cfg), "eval")},
         )
     return config
+
+
+def _cql_family(cfg: ExperimentConfig) -> DiscreteCQLConfig:
+    a = cfg.algorithm
+    return _offline(
+        _common(DiscreteCQLConfig(), cfg)
+        # Offline there is no env runner to read the spaces from: they are the feature wrapper's.
+        .environment(observation_space=feature_space(cfg.env.max_actions, EMBEDDING_DIM),
+                     action_space=gym.spaces.Discrete(cfg.env.max_actions))
+        .training(lr=a.lr, gamma=a.gamma, train_batch_size_per_learner=a.minibatch_size, tau=a.tau),
+        cfg,
+    )
 
 
 def _cql_prior(cfg: ExperimentConfig) -> AlgorithmConfig:
@@ -168,6 +180,33 @@ def _sac_family(config: SACConfig, cfg: ExperimentConfig) -> SACConfig:
     )
 
 
+def _continuous_cql_family(config: ContinuousCQLConfig, cfg: ExperimentConfig) -> ContinuousCQLConfig:
+    a = cfg.algorithm
+    env = make_continuous_env(cfg.env)  # offline there is no env runner to read the spaces from
+    k = len(primitives(cfg.env.name))
+    config = (
+        _common(config, cfg)
+        .environment(observation_space=prior_obs_space(env.observation_space, k), action_space=env.action_space)
+        # RLlib's CQLConfig sets a global `lr`, which its SAC base rejects beside the per-part rates.
+        .training(lr=None, actor_lr=a.lr, critic_lr=a.lr, alpha_lr=a.lr, gamma=a.gamma, tau=a.tau,
+                  initial_alpha=a.initial_alpha, train_batch_size_per_learner=a.minibatch_size,
+                  min_q_weight=a.cql_alpha, bc_iters=a.cql_bc_updates)
+        # SAC-Prior's module (the prior columns dropped) for both: identical networks.
+        .rl_module(model_config={"fcnet_hiddens": [a.hidden], "head_fcnet_hiddens": [a.hidden], PRIOR_COMPONENTS: k})
+    )
+    env.close()
+    return _offline(config, cfg)
+
+
+def _cql_prior_continuous(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _continuous_cql_family(CQLPriorConfig(), cfg).prior_mixture(
+        primitives=primitives(cfg.env.name), target_kl_per_dim=cfg.algorithm.prior_target_kl)
+
+
+def _cql_continuous(cfg: ExperimentConfig) -> AlgorithmConfig:
+    return _continuous_cql_family(ContinuousCQLConfig(), cfg)
+
+
 def _sac_prior(cfg: ExperimentConfig) -> AlgorithmConfig:
     return _sac_family(SACPriorConfig(), cfg).prior_mixture(
         primitives=primitives(cfg.env.name), target_kl_per_dim=cfg.algorithm.prior_target_kl)
@@ -184,10 +223,10 @@ ALGORITHMS: dict[str, Callable[[ExperimentConfig], AlgorithmConfig]] = {
     "dqn": _dqn,
     "cql_prior": _cql_prior,
     "cql": _cql,
-
-
     "sac_prior": _sac_prior,
     "sac": _sac,
+    "cql_prior_continuous": _cql_prior_continuous,
+    "cql_continuous": _cql_continuous,
 }
 
 

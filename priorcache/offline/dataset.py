@@ -1,20 +1,23 @@
 """Offline datasets: a behaviour policy's episodes in RLlib's offline format, with a card.
 
 `record_dataset(cfg)` plays `offline.episodes` episodes of the behaviour policy of
-`offline.quality` (`behaviour.py`) in the env RLlib's env runners build (`envs/registry.make_env`,
-training games, with the LLM prior) into RLlib `SingleAgentEpisode`s, and `write_dataset`
-writes them the way RLlib's `OfflineSingleAgentEnvRunner` records transitions
-(`output_write_episodes=False`, `output_compress_columns=["obs"]`): one row per transition
-(`eps_id`, `t`, `obs`, `actions`, `rewards`, `new_obs`, `terminateds`, `truncateds`, `infos`),
-observations packed with RLlib's `pack` (pickle + lz4), a Ray Data dataset written as parquet.
-RLlib's offline input reads it back (`config.offline_data(**offline_input(folder))`, which
-CQL/BC/MARWIL read the same way; `read_transitions`). Whole-episode rows
+`offline.quality` (`behaviour.py`) in the env RLlib's env runners build
+(`envs/registry.make_env` or `make_continuous_rllib_env`, training role, with the LLM prior)
+into RLlib `SingleAgentEpisode`s, and `write_dataset` writes them the way RLlib's
+`OfflineSingleAgentEnvRunner` records transitions (`output_write_episodes=False`,
+`output_compress_columns=["obs"]`): one row per transition (`eps_id`, `t`, `obs`, `actions`,
+`rewards`, `new_obs`, `terminateds`, `truncateds`, `infos`), observations packed with RLlib's
+`pack` (pickle + lz4), a Ray Data dataset written as parquet. RLlib's offline input reads it
+back (`config.offline_data(**offline_input(folder))`, which CQL/BC/MARWIL read the same way;
+`read_transitions`). Whole-episode rows
 (`output_write_episodes=True`) would need `msgpack_numpy`, which the locked environment lacks.
 
-The prior is in the observations: `PriorFeaturesWrapper` asks the shared cache for
+The prior is in the observations: `PriorFeaturesWrapper` (text envs) asks the shared cache for
 log p_LLM(a|s) on every observation while recording, so each distinct state costs at most one
-LLM call (a cache miss) and the dataset's `prior_logp` column carries the answer. Offline
-training then reads the prior from the data and asks no LLM at all; only the online
+LLM call (a cache miss) and the dataset's `prior_logp` column carries the answer; on the
+continuous envs `ContinuousPriorWrapper` appends the prior's log-weights over the motion
+primitives to the observation array the same way (actions are then float32 Box vectors).
+Offline training then reads the prior from the data and asks no LLM at all; only the online
 evaluation of the trained policy asks the cache again, for states the dataset never saw.
 
 Why not `OfflineSingleAgentEnvRunner` itself: it records what an RLModule samples, and the
@@ -40,7 +43,7 @@ import numpy as np
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.compression import pack, unpack_if_needed
 
-from priorcache.offline.behaviour import BehaviourError, BehaviourPolicy
+from priorcache.offline.behaviour import BehaviourError, BehaviourPolicy, ContinuousBehaviour
 from priorcache.platform.config import ConfigError, ExperimentConfig, to_dict
 
 EPISODES_DIR = "episodes"
@@ -158,30 +161,36 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
     import ray
     from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-    from priorcache.envs.registry import env_config, make_env
+    from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+    from priorcache.envs.registry import env_config, make_continuous_rllib_env, make_env
     from priorcache.platform.prior_client import connect
 
     off = cfg.offline
-    policy = BehaviourPolicy.of(off.quality, off.medium_epsilon)
-    policy.check_env(cfg.env.name)
+    policy = behaviour_policy(cfg)
     _, pool = connect(cfg.prior)
     queries_before = ray.get(pool.stats.remote())["llm_queries"]
-    env = make_env(env_config(cfg.env, cfg.prior, use_prior=True, role="train"))
+    make = make_continuous_rllib_env if cfg.env.name in CONTINUOUS_ENVS else make_env
+    env = make(env_config(cfg.env, cfg.prior, use_prior=True, role="train"))
     start = time.perf_counter()
     episodes = []
     try:
         for i in range(off.episodes):
             rng = np.random.default_rng(off.seed + i)
             obs, info = env.reset(seed=off.seed + i)
-            policy.reset(env.unwrapped.game_file)
+            if isinstance(policy, BehaviourPolicy):
+                policy.reset(env.unwrapped.game_file)
             episode = SingleAgentEpisode(observation_space=env.observation_space, action_space=env.action_space)
             episode.add_env_reset(observation=obs, infos=_slim(info))
             done = False
             while not done:
-                candidates = env.candidates
-                action = policy.act(candidates, rng)
-                obs, reward, terminated, truncated, info = env.step(action)
-                policy.played(candidates[action])
+                if isinstance(policy, ContinuousBehaviour):
+                    action = policy.act(len(episode), env.action_space.shape[0], rng)
+                    obs, reward, terminated, truncated, info = env.step(action)
+                else:
+                    candidates = env.candidates
+                    action = policy.act(candidates, rng)
+                    obs, reward, terminated, truncated, info = env.step(action)
+                    policy.played(candidates[action])
                 episode.add_env_step(observation=obs, action=action, reward=float(reward), infos=_slim(info),
                                      terminated=terminated, truncated=truncated)
                 done = terminated or truncated
@@ -189,7 +198,8 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
             if on_episode is not None:
                 on_episode(i + 1, off.episodes)
     finally:
-        policy.close()
+        if isinstance(policy, BehaviourPolicy):
+            policy.close()
         env.close()
     stats = episode_stats(episodes)
     llm = cfg.prior.llm
@@ -205,12 +215,28 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=_notes(cfg),
     )
+    if isinstance(policy, ContinuousBehaviour):
+        card.observation = ("ContinuousPriorWrapper array: the env's raw observation, then prior_logw (the LLM's "
+                            "log-weights over the domain's motion primitives, from the shared cache)")
     return episodes, card
 
 
+def behaviour_policy(cfg: ExperimentConfig) -> BehaviourPolicy | ContinuousBehaviour:
+    """The behaviour policy of `offline.quality` for `env.name`; BehaviourError if it cannot play it."""
+    from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+
+    off = cfg.offline
+    if cfg.env.name in CONTINUOUS_ENVS:
+        return ContinuousBehaviour.of(off.quality, off.medium_epsilon, cfg.env.name)
+    policy = BehaviourPolicy.of(off.quality, off.medium_epsilon)
+    policy.check_env(cfg.env.name)
+    return policy
+
+
 def _slim(info: dict[str, Any]) -> dict[str, Any]:
-    """The info fields worth keeping per step (the prior's diagnostics would only bloat the file)."""
-    return {"won": bool(info.get("won", False)), "score": int(info.get("score", 0)),
+    """The info fields worth keeping per step (the prior's diagnostics would only bloat the file);
+    `won` is the text games' win or Meta-World's `success` (HalfCheetah has neither: False)."""
+    return {"won": bool(info.get("won", info.get("success", False))), "score": int(info.get("score", 0)),
             "prior_source": str(info.get("prior_source", ""))}
 
 
@@ -220,6 +246,8 @@ def _notes(cfg: ExperimentConfig) -> list[str]:
     if cfg.env.name == "textworld":
         notes.append("A single TextWorld game is both the training and the evaluation game (evaluation uses "
                      "other seeds; the game is deterministic): the dataset shows the evaluated game itself.")
+    if cfg.env.name in ("halfcheetah", "walker2d", "ant"):
+        notes.append("Locomotion has no success: `success_rate` is 0 by construction; read the returns.")
     return notes
 
 
@@ -236,7 +264,7 @@ def transition_rows(episodes: list[Any]) -> list[dict[str, Any]]:
                 # pack(): pickle + lz4 + base64, RLlib's column compression; a Dict observation
                 # is not an ndarray, so it is packed here rather than by pack_if_needed.
                 Columns.OBS: pack(episode.get_observations(i)),
-                Columns.ACTIONS: int(episode.get_actions(i)),
+                Columns.ACTIONS: _action(episode.get_actions(i)),
                 Columns.REWARDS: float(episode.get_rewards(i)),
                 Columns.NEXT_OBS: pack(episode.get_observations(i + 1)),
                 Columns.TERMINATEDS: bool(episode.is_terminated) if i == last else False,
@@ -244,6 +272,12 @@ def transition_rows(episodes: list[Any]) -> list[dict[str, Any]]:
                 Columns.INFOS: {k: v for k, v in episode.get_infos(i + 1).items() if k != "prior_source"},
             })
     return rows
+
+
+def _action(action: Any) -> int | np.ndarray:
+    """A slot as int (text envs), a Box action as a float32 array (continuous envs)."""
+    action = np.asarray(action)
+    return action.astype(np.float32) if action.ndim else int(action)
 
 
 def write_dataset(folder: str | Path, episodes: list[Any], card: DatasetCard) -> Path:
@@ -332,7 +366,7 @@ def render_card(card: DatasetCard) -> str:
 def check_recordable(cfg: ExperimentConfig) -> None:
     """ConfigError, before Ray starts, when the behaviour policy of `offline.quality` cannot play `env.name`."""
     try:
-        BehaviourPolicy.of(cfg.offline.quality, cfg.offline.medium_epsilon).check_env(cfg.env.name)
+        behaviour_policy(cfg)
     except BehaviourError as err:
         raise ConfigError(str(err)) from err
 
@@ -350,7 +384,10 @@ def run_dataset(config: str | Path, overrides: list[str] | tuple[str, ...] = (),
     cfg = load_config(config, overrides)
     check_recordable(cfg)
     # The recording always asks the prior, whatever algorithm the experiment names.
-    cfg = preflight(replace(cfg, algorithm=replace(cfg.algorithm, name="cql_prior")), check_dataset=False)
+    from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+
+    prior_algorithm = "cql_prior_continuous" if cfg.env.name in CONTINUOUS_ENVS else "cql_prior"
+    cfg = preflight(replace(cfg, algorithm=replace(cfg.algorithm, name=prior_algorithm)), check_dataset=False)
     init_ray(cfg.ray)
 
     def report(done: int, total: int) -> None:

@@ -6,7 +6,9 @@ over the data; on a small dataset and two shared cores that cost minutes per ite
 (measured 2026-11-27: three iterations of 20 updates on 17 transitions did not finish in 13
 minutes). Datasets here are small (thousands of transitions), so the discrete CQL learner
 reads the dataset once, through the same RLlib offline input (the algorithm's
-`OfflineData.data`), and draws its minibatches from memory.
+`OfflineData.data`), and draws its minibatches from memory (`algorithms/offline_step.py`).
+Observations are Dicts of arrays (the text envs' `PriorFeaturesWrapper`) or flat arrays (the
+continuous envs' `ContinuousPriorWrapper`); actions are slots (int) or Box vectors (float32).
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from priorcache.offline.dataset import unpack_rows
 
 
 class TransitionTable:
-    """The transitions of an offline dataset as stacked arrays (observations are Dicts of arrays)."""
+    """The transitions of an offline dataset as stacked arrays (observations: arrays or Dicts of arrays)."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             raise ValueError("the offline dataset has no transitions; record it again")
         self.size = len(rows)
         self._columns: dict[str, Any] = {
-            Columns.OBS: _stack_dicts([row[Columns.OBS] for row in rows]),
-            Columns.NEXT_OBS: _stack_dicts([row[Columns.NEXT_OBS] for row in rows]),
-            Columns.ACTIONS: np.array([row[Columns.ACTIONS] for row in rows], np.int64),
+            Columns.OBS: _stack([row[Columns.OBS] for row in rows]),
+            Columns.NEXT_OBS: _stack([row[Columns.NEXT_OBS] for row in rows]),
+            Columns.ACTIONS: _actions([row[Columns.ACTIONS] for row in rows]),
             Columns.REWARDS: np.array([row[Columns.REWARDS] for row in rows], np.float32),
             Columns.TERMINATEDS: np.array([row[Columns.TERMINATEDS] for row in rows], np.float32),
         }
@@ -51,5 +53,13 @@ class TransitionTable:
         return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(columns)}, env_steps=size)
 
 
-def _stack_dicts(items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {key: np.stack([item[key] for item in items]) for key in items[0]}
+def _stack(items: list[Any]) -> np.ndarray | dict[str, np.ndarray]:
+    if isinstance(items[0], dict):
+        return {key: np.stack([item[key] for item in items]) for key in items[0]}
+    return np.stack(items).astype(np.float32)
+
+
+def _actions(items: list[Any]) -> np.ndarray:
+    """Slots as int64 (discrete), Box actions as float32 (continuous)."""
+    first = np.asarray(items[0])
+    return np.stack(items).astype(np.float32 if first.ndim else np.int64)

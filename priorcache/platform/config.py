@@ -325,7 +325,8 @@ class AlgorithmSettings:
     name: str = "ppo_prior"
     """Registered: ppo_prior, ppo (no prior), dqn_prior, dqn (no prior) for the text envs; offline,
     on the dataset of `offline.*`: cql_prior, cql (no prior); sac_prior, sac (RLlib's SAC, no prior)
-    for the continuous envs."""
+    for the continuous envs, and offline there: cql_prior_continuous, cql_continuous (RLlib's CQL,
+    no prior)."""
     lr: float = 3e-4
     """Adam learning rate (SAC, SAC-Prior: of actor, critics and temperature alike)."""
     gamma: float = 0.95
@@ -360,20 +361,24 @@ class AlgorithmSettings:
     """DQN-Prior: env steps between target-network syncs."""
     cql_alpha: float = 1.0
     """CQL: weight of the conservative term logsumexp_a Q(s, a) - Q(s, a_data) (CQL-Prior: over
-    the prior's top `prior_top_k` candidates)."""
+    the prior's top `prior_top_k` candidates; continuous CQL: RLlib's `min_q_weight`, CQL-Prior
+    drawing its out-of-distribution actions from the prior mixture)."""
+    cql_bc_updates: int = 0
+    """Continuous CQL, CQL-Prior: gradient updates whose actor loss is behaviour cloning of the
+    dataset's actions before the SAC-style actor loss starts (RLlib's `bc_iters`)."""
     cql_prior_weight: float = 0.0
     """CQL-Prior: w of the posterior p_LLM^w · exp(Q/q_temperature) it acts by over the top-k (a
     KL-to-prior policy extraction); 0: argmax Q over the prior's top-k."""
     updates_per_iteration: int = 50
     """CQL: gradient updates (minibatches of `minibatch_size` transitions) per training iteration."""
     prior_target_kl: float = 1.0
-    """SAC-Prior: the KL(pi || prior mixture) per action dimension (nats) that the temperature
+    """SAC-Prior, continuous CQL-Prior: the KL(pi || prior mixture) per action dimension (nats) that the temperature
     alpha steers towards: alpha rises while the policy is further from the prior, falls while
     it is closer (SAC's target entropy, with the prior in place of the uniform distribution)."""
     initial_alpha: float = 1.0
     """SAC, SAC-Prior: the temperature alpha at step 0 (then adapted)."""
     tau: float = 0.005
-    """SAC, SAC-Prior, CQL: Polyak rate of the target networks after every gradient update."""
+    """SAC, SAC-Prior, CQL (both kinds): Polyak rate of the target networks after every gradient update."""
 
 
 @dataclass
@@ -407,17 +412,17 @@ class EvalConfig:
 
 @dataclass
 class OfflineConfig:
-    """The offline dataset: what `priorcache offline dataset` records and `cql`/`cql_prior` train on."""
+    """The offline dataset: what `priorcache offline dataset` records and the CQL algorithms train on."""
 
     dataset: str = ""
     """Dataset folder. Empty: .cache/offline/<name>-<quality> (relative to the working directory)."""
     quality: str = "medium"
     """Behaviour policy that records it: random, medium (expert with epsilon noise) or expert (TextWorld's
-    re-planned walkthrough); see priorcache/offline/behaviour.py."""
+    re-planned walkthrough; HalfCheetah: a scripted sine gait); see priorcache/offline/behaviour.py."""
     episodes: int = 40
     """Episodes recorded."""
     medium_epsilon: float = 0.5
-    """medium: probability of a uniformly random command at each step, in (0, 1)."""
+    """medium: probability of a uniformly random command (continuous: action) at each step, in (0, 1)."""
     seed: int = 0
     """Episode i of the recording is reset with seed `seed + i` (keep it below `eval.seed`)."""
     eval_interval: int = 1
@@ -480,13 +485,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prior.llm.fallback": tuple(FALLBACK_PRIORS),
     "prior.cache.mode": ("semantic", "exact", "off"),
     "prior.cache.candidates": ("same", "remap"),
-    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn", "cql_prior", "cql", "sac_prior", "sac"),
+    "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn", "cql_prior", "cql", "sac_prior", "sac",
+                       "cql_prior_continuous", "cql_continuous"),
     "offline.quality": ("random", "medium", "expert"),
 }
 
 _CONTINUOUS_ENVS = ("halfcheetah", "walker2d", "ant", "metaworld")
 """`env.name`s with Box actions (`envs/continuous_env.py`)."""
-_CONTINUOUS_ALGORITHMS = ("sac_prior", "sac")
+_CONTINUOUS_ALGORITHMS = ("sac_prior", "sac", "cql_prior_continuous", "cql_continuous")
 """Algorithms for Box actions; the others act on text candidates."""
 
 _POSITIVE: tuple[str, ...] = (
@@ -513,7 +519,7 @@ _NON_NEGATIVE: tuple[str, ...] = (
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",
     "algorithm.learning_starts", "env.history", "env.webshop.query_proposals",
     "prior.cache.max_restarts", "prior.cache.snapshot_every_s", "prior.llm.max_replica_restarts", "eval.videos",
-    "algorithm.cql_alpha", "algorithm.cql_prior_weight", "offline.seed", "offline.eval_interval",
+    "algorithm.cql_alpha", "algorithm.cql_prior_weight", "algorithm.cql_bc_updates", "offline.seed", "offline.eval_interval",
 )
 
 

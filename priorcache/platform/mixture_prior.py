@@ -108,9 +108,14 @@ class MixturePrior:
 
     def sample(self, logw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Squashed actions (B, D) drawn from the prior of each row of logw (B, K)."""
+        return torch.tanh(self.sample_pre_tanh(logw, generator))
+
+    def sample_pre_tanh(self, logw: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pre-tanh samples u (B, D) of the prior of each row of logw (B, K), on logw's device
+        (continuous CQL-Prior's out-of-distribution actions are tanh(u))."""
         k = torch.multinomial(torch.softmax(logw, -1), 1, generator=generator).squeeze(-1)
-        noise = torch.randn(logw.shape[0], self.means.shape[1], generator=generator)
-        return torch.tanh(self.means[k] + self.stds[k] * noise)
+        noise = torch.randn(logw.shape[0], self.means.shape[1], generator=generator, device=logw.device)
+        return self.means.to(logw)[k] + self.stds.to(logw)[k] * noise
 
 
 def tanh_log_jacobian(u: torch.Tensor) -> torch.Tensor:

@@ -101,3 +101,70 @@ def test_an_incomplete_dataset_names_the_config_key_and_the_command(tmp_path):
     (tmp_path / "ds" / "episodes").mkdir(parents=True)
     with pytest.raises(DatasetError, match="offline.dataset.*priorcache offline dataset"):
         episodes_path(tmp_path / "ds")
+
+
+def continuous_episodes(n: int, raw: int = 3, k: int = 2, d: int = 2):
+    """Episodes of a Box env whose observation carries k prior log-weights (ContinuousPriorWrapper's layout)."""
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+    from priorcache.envs.continuous_prior import prior_obs_space
+
+    rng = np.random.default_rng(1)
+    space = prior_obs_space(gym.spaces.Box(-np.inf, np.inf, (raw,), np.float32), k)
+
+    def obs():
+        return np.concatenate([rng.normal(size=raw), np.log([0.7, 0.3])]).astype(np.float32)
+
+    episodes = []
+    for i in range(n):
+        episode = SingleAgentEpisode(observation_space=space, action_space=gym.spaces.Box(-1, 1, (d,), np.float32))
+        episode.add_env_reset(observation=obs(), infos={"won": False})
+        for t in range(i + 3):
+            episode.add_env_step(observation=obs(), action=rng.uniform(-1, 1, d).astype(np.float32),
+                                 reward=float(rng.normal()), infos={"won": False}, truncated=t == i + 2)
+        episodes.append(episode)
+    return episodes
+
+
+def test_continuous_round_trip_keeps_box_actions_and_the_prior_columns(ray_session, tmp_path):
+    from priorcache.offline.replay import TransitionTable
+
+    episodes = continuous_episodes(4)
+    written = episode_stats(episodes)
+    folder = write_dataset(tmp_path / "ds", episodes, card(written))
+    rows = read_transitions(folder)
+    read = transition_stats(rows)
+    assert (read.episodes, read.steps, read.success_rate) == (4, 3 + 4 + 5 + 6, 0.0)
+    assert read.return_mean == pytest.approx(written.return_mean, abs=1e-6)
+    first = [row for row in rows if row["eps_id"] == episodes[0].id_]
+    np.testing.assert_array_equal(np.asarray(first[1]["actions"], np.float32), episodes[0].get_actions(1))
+    np.testing.assert_array_equal(first[2]["new_obs"], episodes[0].get_observations(3))
+    table = TransitionTable(rows)
+    batch = table.sample(5, np.random.default_rng(0)).policy_batches["default_policy"]
+    assert batch["obs"].shape == (5, 5) and batch["obs"].dtype == np.float32
+    assert batch["actions"].shape == (5, 2) and batch["actions"].dtype == np.float32
+    np.testing.assert_allclose(np.exp(batch["obs"][:, -2:]).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_halfcheetah_behaviour_policies_rank_by_quality():
+    """The scripted gait runs forward; uniform random actions do not; medium lies between."""
+    from priorcache.envs.continuous_env import make_continuous_env
+    from priorcache.offline.behaviour import BehaviourError, ContinuousBehaviour
+    from priorcache.platform.config import EnvConfig
+
+    env = make_continuous_env(EnvConfig(name="halfcheetah", max_steps=100))
+
+    def ret(policy: ContinuousBehaviour) -> float:
+        rng, total = np.random.default_rng(0), 0.0
+        env.reset(seed=0)
+        for t in range(100):
+            total += env.step(policy.act(t, 6, rng))[1]
+        return total
+
+    returns = {q: ret(ContinuousBehaviour.of(q, 0.2, "halfcheetah")) for q in ("random", "medium", "expert")}
+    env.close()
+    assert returns["random"] < returns["medium"] < returns["expert"] and returns["expert"] > 150
+    medium = ContinuousBehaviour.of("medium", 0.2, "halfcheetah")
+    assert medium.description.startswith("epsilon-mix: with probability 0.2")
+    with pytest.raises(BehaviourError, match="'env.name' = 'walker2d'.*record 'random'"):
+        ContinuousBehaviour.of("expert", 0.5, "walker2d")
