@@ -32,6 +32,16 @@ def test_hit_needs_cosine_at_least_threshold():
     assert (c.stats.lookups, c.stats.hits) == (2, 1)
 
 
+def test_similarity_never_exceeds_one_for_float32_rounding():
+    rng = np.random.default_rng(0)
+    # A float32 unit vector whose dot product with itself rounds above 1.
+    over = next(v for v in (unit(*rng.normal(size=DIM)) for _ in range(10_000)) if float(v @ v) > 1.0)
+    c = cache(threshold=0.9)
+    c.insert(over, hash_text("a"), GUARD, PRIOR)
+    hit = c.lookup(over, hash_text("b"), GUARD)
+    assert hit is not None and hit.similarity == 1.0
+
+
 def test_closest_entry_wins():
     c = cache(threshold=0.5)
     c.insert(unit(1, 0), hash_text("a"), GUARD, np.log([0.9, 0.1]))

@@ -246,7 +246,9 @@ class SemanticCache:
         if not rows_set:
             return None, 0.0, None
         rows = np.fromiter(rows_set, dtype=np.int64, count=len(rows_set))
-        sims = self._emb[rows] @ embedding.astype(np.float32, copy=False)
+        # float32 dot products of unit vectors can land a few ulps above 1 (or below -1); a
+        # similarity outside [-1, 1] would make the distance 1 - s negative downstream.
+        sims = np.clip(self._emb[rows] @ embedding.astype(np.float32, copy=False), -1.0, 1.0)
         limits = self._threshold[rows] if self.params.per_entry else self.params.threshold
         passing = np.flatnonzero(sims >= limits)
         for i in passing[np.argsort(-sims[passing])]:
