@@ -44,6 +44,13 @@ class BehaviourError(ValueError):
     """A behaviour policy cannot play this env (the message says what to change)."""
 
 
+def quality_epsilon(quality: str, medium_epsilon: float) -> float:
+    """The probability of a uniformly random action for a dataset quality (see the module docstring)."""
+    if quality not in QUALITIES:
+        raise BehaviourError(f"dataset quality {quality!r}: choose one of {', '.join(QUALITIES)}")
+    return {"random": 1.0, "medium": medium_epsilon, "expert": 0.0}[quality]
+
+
 class TextWorldPlanner:
     """TextWorld's re-planned walkthrough of the game a `TextWorldEnv` plays."""
 
@@ -92,9 +99,7 @@ class BehaviourPolicy:
     @classmethod
     def of(cls, quality: str, medium_epsilon: float) -> BehaviourPolicy:
         """The policy of a dataset quality."""
-        if quality not in QUALITIES:
-            raise BehaviourError(f"dataset quality {quality!r}: choose one of {', '.join(QUALITIES)}")
-        return cls(quality, {"random": 1.0, "medium": medium_epsilon, "expert": 0.0}[quality])
+        return cls(quality, quality_epsilon(quality, medium_epsilon))
 
     def __post_init__(self) -> None:
         self._planner = TextWorldPlanner() if self.epsilon < 1.0 else None
@@ -181,9 +186,7 @@ class ContinuousBehaviour:
     @classmethod
     def of(cls, quality: str, medium_epsilon: float, env_name: str) -> ContinuousBehaviour:
         """The policy of a dataset quality on the continuous env `env_name`; BehaviourError if it has no expert."""
-        if quality not in QUALITIES:
-            raise BehaviourError(f"dataset quality {quality!r}: choose one of {', '.join(QUALITIES)}")
-        epsilon = {"random": 1.0, "medium": medium_epsilon, "expert": 0.0}[quality]
+        epsilon = quality_epsilon(quality, medium_epsilon)
         if epsilon < 1.0 and env_name not in GAITS:
             raise BehaviourError(
                 f"dataset quality {quality!r} needs a scripted gait, which config key 'env.name' = {env_name!r} "
