@@ -151,6 +151,26 @@ def test_state_text_changes_with_location_and_inventory(env, seen_games):
     assert "You are carrying: a alarmclock 3." in inventory["state"]
 
 
+def test_state_text_remembers_where_the_agent_looked(env):
+    """The searcher's memory: receptacles whose contents were shown, and where objects the task
+    names (alarmclock, desklamp) were seen, until they are taken."""
+    obs, _ = env.reset(options={"game_index": 0})
+    assert "looked in/on" not in obs["state"]
+    for command in ("go to sidetable 1", "go to sidetable 2", "go to drawer 1"):
+        obs = env.step(obs["candidates"].index(command))[0]
+    # Closed: not looked in yet. Other objects on the sidetables (a cd, a pen) are not kept.
+    assert "You have looked in/on: sidetable 1, sidetable 2.\n" in obs["state"]
+    assert "You saw the alarmclock 3 in/on the sidetable 1." in obs["state"]
+    assert "You saw the desklamp 2 in/on the sidetable 2." in obs["state"]
+    assert " cd " not in obs["state"].split("\n\n")[0]
+    obs = env.step(obs["candidates"].index("open drawer 1"))[0]
+    assert "You have looked in/on: drawer 1, sidetable 1, sidetable 2.\n" in obs["state"]
+    for command in ("go to sidetable 1", "take alarmclock 3 from sidetable 1"):
+        obs = env.step(obs["candidates"].index(command))[0]
+    assert "You saw the alarmclock 3" not in obs["state"]
+    assert "You are carrying the alarmclock 3." in obs["state"]
+
+
 @pytest.mark.parametrize("action", [-1, 10_000, np.int64(63), 1.5])
 def test_invalid_action_raises(env, action):
     env.reset(options={"game_index": 0})
