@@ -15,13 +15,19 @@ every window also records the measured KL per hit beside the paper-style bound.
 
 Writes `<output>.json` (one object per (env, policy), DESIGN.md metric names), `<output>.md`
 (the ratio table, with the command that made it) and `<output>.png` (KL vs bound per window).
+Each finished cell is also appended to `<output>.cells.jsonl` at once, so an interrupted or
+crashed benchmark loses only the cell it was in: run the same command again and the cells
+recorded with the same settings are kept, not re-run (`--fresh` runs them all again). The
+file is removed once the report is written.
 
 Results to expect: see docs/results/cache.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -108,6 +114,46 @@ def experiment_for(bench: CacheBenchConfig, base_dir: Path, env_name: str, polic
         return load_config(base_dir / env.experiment, overrides)
     except ConfigError as err:
         raise ConfigError(f"envs.{env_name} / policies.{policy}: {err}") from err
+
+
+def cell_fingerprint(bench: CacheBenchConfig, base_dir: Path, env_name: str, policy: str) -> str:
+    """What decides a cell's numbers: its env's experiment (file text and overrides), its cache
+    overrides and the bench's step budget, window, seed and audit settings."""
+    env = bench.envs[env_name]
+    experiment = base_dir / env.experiment
+    spec = {
+        "env": env_name, "policy": policy, "overrides": env.overrides, "cache": bench.policies[policy],
+        "experiment": experiment.read_text() if experiment.is_file() else env.experiment,
+        "steps": bench.steps, "window": bench.window, "seed": bench.seed, "audit_rate": bench.audit_rate,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class CellLog:
+    """`<output>.cells.jsonl`: the rows of finished cells, appended one by one, read back by the
+    next invocation so that an interrupted benchmark goes on where it stopped."""
+
+    def __init__(self, output: str | Path, fresh: bool) -> None:
+        self.path = Path(output).with_suffix(".cells.jsonl")
+        self.rows: dict[str, dict[str, Any]] = {}
+        if self.path.is_file() and not fresh:
+            for line in self.path.read_text().splitlines():
+                record = json.loads(line) if line.strip() else None
+                if record:
+                    self.rows[record["fingerprint"]] = record["row"]
+        elif self.path.is_file():
+            self.path.unlink()
+
+    def append(self, fingerprint: str, row: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as out:
+            out.write(json.dumps({"fingerprint": fingerprint, "row": row}) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self.rows[fingerprint] = row
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -288,11 +334,12 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         row["success_retention"] = _retention(base["success_rate"], row["success_rate"])
 
 
-def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
+def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool = False) -> Path:
     """Run every cell, write json/md/png; returns the markdown path.
 
     All policies of one env run in one invocation, side by side. Rows of envs this invocation
     did not run (`--envs`) are kept from the existing JSON, each with the command that made it.
+    Cells an interrupted invocation finished with the same settings are kept (unless `fresh`).
     """
     from priorcache.cache_bench_report import write_report
     from priorcache.experiment import init_ray, preflight
@@ -305,12 +352,21 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
         env_cfg = preflight(cells[(env_name, "uncached")]).env
         for policy in bench.policies:
             resolved[(env_name, policy)] = replace(cells[(env_name, policy)], env=env_cfg)
-    init_ray(resolved[next(iter(resolved))].ray)
-    register()
+    log = CellLog(bench.output, fresh)
+    fingerprints = {cell: cell_fingerprint(bench, base_dir, *cell) for cell in resolved}
+    if any(fingerprints[cell] not in log.rows for cell in resolved):
+        init_ray(resolved[next(iter(resolved))].ray)
+        register()
     rows: list[dict[str, Any]] = []
     for (env_name, policy), cfg in resolved.items():
+        kept = log.rows.get(fingerprints[(env_name, policy)])
+        if kept is not None:
+            print(f"[{env_name} / {policy}] kept from an interrupted run ({log.path})", flush=True)
+            rows.append(kept)
+            continue
         print(f"[{env_name} / {policy}] {bench.steps} env steps ...", flush=True)
         row = {"env": env_name, "policy": policy, "command": command, **run_cell(cfg, bench, f"[{env_name} / {policy}]")}
+        log.append(fingerprints[(env_name, policy)], row)
         print(f"[{env_name} / {policy}] LLM queries {row['llm_queries']} of {row['prior_requests']} requests, "
               f"hit rate {row['cache_hit_rate']:.1%}, prior p50 {row['prior_latency_ms_p50']:.1f} ms, "
               f"{row['wall_time_s']:.0f} s", flush=True)
@@ -326,10 +382,13 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str) -> Path:
     previous = Path(bench.output).with_suffix(".json")
     if previous.is_file():
         table += [r for r in json.loads(previous.read_text()) if r["env"] not in bench.envs]
-    return write_report(table, bench, Path(bench.output))
+    report = write_report(table, bench, Path(bench.output))
+    log.remove()
+    return report
 
 
-def main_cli(config: str, envs: list[str], steps: int | None) -> Path:
+def main_cli(config: str, envs: list[str], steps: int | None, fresh: bool = False) -> Path:
     """What `priorcache bench cache-policies` runs."""
     bench, base_dir = load_bench(config, envs, steps)
-    return run_bench(bench, base_dir, " ".join(["priorcache bench cache-policies", *sys.argv[3:]]))
+    command = " ".join(["priorcache bench cache-policies", *(a for a in sys.argv[3:] if a != "--fresh")])
+    return run_bench(bench, base_dir, command, fresh)
