@@ -72,20 +72,24 @@ results: env
 	$(PY) -m priorcache eval experiments/suites/text.yaml $(ARGS)
 
 # The informative-prior table (docs/results/prior.md). Its inputs are made first where missing:
-# the demonstrations of every domain, and the LoRA adapter (committed; delete it to retrain).
-PRIOR_ADAPTER := priorcache/platform/llm/adapters/alfworld-lora.gguf
-DEMOS := $(foreach d,alfworld twsuite babyai,.cache/demos/$(d)/card.json)
+# the demonstrations of every domain, and each domain's LoRA adapter (committed; delete one to
+# retrain it).
+PRIOR_DOMAINS := alfworld twsuite babyai
+PRIOR_ADAPTERS := $(foreach d,$(PRIOR_DOMAINS),priorcache/platform/llm/adapters/$(d)-lora.gguf)
+DEMOS := $(foreach d,$(PRIOR_DOMAINS),.cache/demos/$(d)/card.json)
 
 .cache/demos/alfworld/card.json: | env
 	$(PY) -m priorcache demos alfworld env.alfworld.max_games=0
+.cache/demos/twsuite/card.json: | env
+	$(PY) -m priorcache demos twsuite env.suite.train_games=150
 .cache/demos/%/card.json: | env
 	$(PY) -m priorcache demos $*
 
-$(PRIOR_ADAPTER): | .cache/demos/alfworld/card.json
-	$(PY) -m priorcache prior finetune experiments/finetune/alfworld_lora.yaml
-	cp .cache/finetune/alfworld/adapter.gguf $@
+priorcache/platform/llm/adapters/%-lora.gguf: | .cache/demos/%/card.json
+	$(PY) -m priorcache prior finetune experiments/finetune/$*_lora.yaml
+	cp .cache/finetune/$*/adapter.gguf $@
 
-prior-results: env $(DEMOS) $(PRIOR_ADAPTER)
+prior-results: env $(DEMOS) $(PRIOR_ADAPTERS)
 	$(PY) -m priorcache eval experiments/suites/prior.yaml $(ARGS)
 
 clean:
