@@ -19,20 +19,26 @@
                                              LoRA on demonstrations (CPU) -> adapter.gguf for prior.llm.adapter_path
 
 Input errors (config, game file, model file, cluster address) are reported in one line
-naming the config key, with exit code 2; config errors before Ray starts.
+naming the config key, with exit code 2; config errors before Ray starts. Ctrl-C and SIGTERM
+(`kill`, `ray job stop`) end a command with exit code 130 after its interrupt handling has kept
+what was recorded.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from typing import Sequence
 
+from priorcache.interrupt import interrupt_on_sigterm
 from priorcache.platform.config import ConfigError, load_config
 
 EXIT_CONFIG_ERROR = 2
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C or SIGTERM (`priorcache.interrupt`): 128 + SIGINT, as shells report Ctrl-C."""
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
@@ -255,4 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    previous = interrupt_on_sigterm()
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("priorcache: interrupted; what was recorded so far is kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -37,6 +37,7 @@ from priorcache.evaluation import (
     EvalResult, continuous_module_policy, continuous_random_policy, evaluate, module_policy, prior_policy,
     random_policy,
 )
+from priorcache.interrupt import interrupt_on_sigterm
 from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.offline.dataset import dataset_dir, episodes_path
 from priorcache.platform.cache.controller import CHANGE_LOG, SNAPSHOT, CacheController
@@ -103,6 +104,7 @@ def init_ray(cfg: RayConfig) -> None:
             f"config key 'ray.address': cannot reach Ray at {address!r} ({err}); leave it empty to "
             "start a local instance, or give the head's address (e.g. 127.0.0.1:6379)"
         ) from err
+    interrupt_on_sigterm()  # ray.init replaced it with an exit that skips interrupt handling
 
 
 def check_resources(cfg: ExperimentConfig) -> None:

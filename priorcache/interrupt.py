@@ -1,0 +1,29 @@
+"""SIGTERM stops a priorcache command the way Ctrl-C does.
+
+`kill`, `ray job stop` and Kubernetes stop a process with SIGTERM. Python's default is to die
+on the spot, and `ray.init` installs a handler that raises `SystemExit`. Either way, the code
+written for an interrupt (`KeyboardInterrupt`) does not run: a fine-tune's adapter checkpoint,
+an MLflow run ended KILLED rather than FAILED, the summary of an experiment marked
+"interrupted". The CLI makes SIGTERM raise `KeyboardInterrupt` at start, and `init_ray` again
+after `ray.init` has replaced the handler.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+
+def interrupt_on_sigterm() -> Any:
+    """From now on SIGTERM raises `KeyboardInterrupt` in the main thread. Returns the handler
+    it replaced, to restore; None (and nothing changed) off the main thread, where Python
+    allows no signal handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
