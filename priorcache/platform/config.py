@@ -564,7 +564,16 @@ def read_yaml_as_text(path: str | Path) -> DictConfig:
     Plain YAML reads `off`, `no`, `on` and `yes` as booleans, which turned
     `prior.cache.mode: off` into "False"; the schema knows which fields are text.
     """
-    return OmegaConf.create(yaml.load(Path(path).read_text(), Loader=yaml.BaseLoader) or {})
+    try:
+        data = yaml.load(Path(path).read_text(), Loader=yaml.BaseLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise ConfigError(
+            f"{path}:{where} not valid YAML ({getattr(err, 'problem', None) or err}); quote a value "
+            "that holds {, }, [, ], ': ' or ' #'"
+        ) from err
+    return OmegaConf.create(data or {})
 
 
 def _as_text_override(item: str) -> str:

@@ -76,3 +76,12 @@ def test_cooking_suites_past_level_1_need_64_action_slots():
         load_config(None, ["env.name=textworld_suite", "env.suite.family=cooking", "env.suite.level=3"])
     assert load_config(None, ["env.name=textworld_suite", "env.suite.family=cooking", "env.suite.level=3",
                               "env.max_actions=64"]).env.max_actions == 64
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    from priorcache.eval_suite import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\nvariants:\n  tuned: [prior.llm.adapter_path=adapters/{domain}.gguf]\n")
+    with pytest.raises(ConfigError, match=r"suite.yaml: line 3, column \d+: not valid YAML .*quote"):
+        load_suite(suite)
