@@ -91,7 +91,7 @@ def _eval(args: argparse.Namespace) -> int:
     from priorcache.eval_suite import domain_agents, load_suite, run_suite
 
     try:
-        suite = load_suite(args.suite)
+        suite = load_suite(args.suite, args.domains, args.agents)
         all_agents = list(dict.fromkeys(a for d in suite.domains for a in domain_agents(suite, d)))
         for key, chosen, known in (("--domains", args.domains, suite.domains), ("--agents", args.agents, all_agents)):
             unknown = [name for name in chosen if name not in known]

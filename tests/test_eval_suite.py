@@ -207,3 +207,19 @@ def test_rule_agent_is_refused_outside_webshop_and_domains_list_their_agents(tmp
     loaded = load_suite(suite)
     assert domain_agents(loaded, "webshop") == ["rule", "random"]
     assert domain_agents(loaded, next(d for d in loaded.domains if d != "webshop")) == ["random"]
+
+
+def test_only_the_selected_rows_need_their_files(tmp_path):
+    from priorcache.eval_suite import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""
+agents: [random, direct_llm@tuned]
+variants:
+  tuned: ["prior.llm.adapter_path={tmp_path}/{{domain}}.gguf"]
+domains:
+  babyai: {{experiment: {REPO / 'experiments' / 'babyai_ppo_prior.yaml'}}}
+""")
+    with pytest.raises(ConfigError, match="prior.llm.adapter_path"):
+        load_suite(suite)
+    assert load_suite(suite, agents=["random"]).domains
