@@ -168,27 +168,26 @@ def run_suite(suite: EvalSuiteConfig, domains: Sequence[str] = (), agents: Seque
     """Run the missing rows (none with `render_only`), then write the markdown table; returns its path.
 
     `fresh` redoes the selected rows (`domains` x `agents`, all when empty); every other row of
-    the CSV is kept.
+    the CSV is kept, and an old row stays until its new one is written (an interrupted `fresh`
+    run loses nothing). Several invocations on one suite may run at once: each adds its rows.
     """
     csv_path = Path(f"{suite.output}.csv")
     selected = [] if render_only else [(domain, agent) for domain in domains or suite.domains
                                        for agent in domain_agents(suite, domain) if not agents or agent in agents]
-    rows = read_rows(csv_path)
-    if fresh:
-        rows = [r for r in rows if (r["domain"], r["agent"]) not in selected]
-    done = {(r["domain"], r["agent"]) for r in rows}
+    done = set() if fresh else {(r["domain"], r["agent"]) for r in read_rows(csv_path)}
     for domain, agent in selected:
         if (domain, agent) in done:
             log(f"[{domain} / {agent}] already in {csv_path}, skipped")
             continue
         log(f"[{domain} / {agent}] running")
         row = run_row(suite, domain, agent)
-        rows.append(row)
-        write_rows(csv_path, rows)
+        # Read again before writing: another `priorcache eval` on this suite (other domains or
+        # agents) may have added rows since; a redone row replaces its old one only now.
+        write_rows(csv_path, [r for r in read_rows(csv_path) if (r["domain"], r["agent"]) != (domain, agent)] + [row])
         log(f"[{domain} / {agent}] success {row['success_rate']:.2f}, LLM queries {row['llm_queries']:.0f}, "
             f"{row['wall_time_s']:.0f} s")
     md_path = Path(f"{suite.output}.md")
-    md_path.write_text(render_markdown(suite, rows))
+    md_path.write_text(render_markdown(suite, read_rows(csv_path)))
     return md_path
 
 
@@ -288,7 +287,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite the CSV atomically (a crash never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: evals may run side by side
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()

@@ -97,6 +97,25 @@ def test_fresh_redoes_only_the_selected_rows(tmp_path, monkeypatch):
     assert rows == {("a", "random"): "old", ("a", "react"): "old", ("b", "random"): "old", ("b", "react"): "new"}
 
 
+def test_rows_another_invocation_wrote_meanwhile_are_kept(tmp_path, monkeypatch):
+    from priorcache import eval_suite
+    from priorcache.eval_suite import DomainSpec, run_suite, write_rows
+
+    suite = EvalSuiteConfig(output=str(tmp_path / "t"), agents=["random"],
+                            domains={"a": DomainSpec(experiment="unused.yaml"), "b": DomainSpec(experiment="unused.yaml")})
+    csv_path = tmp_path / "t.csv"
+
+    def fake_run_row(suite, domain, agent):  # unit-level stand-in, as above
+        # Meanwhile a second `priorcache eval --domains b` finishes its row.
+        write_rows(csv_path, [{c: 3.0 for c in COLUMNS} | {"domain": "b", "agent": "random", "mlflow_run_id": "other"}])
+        return {c: 2.0 for c in COLUMNS} | {"domain": domain, "agent": agent, "mlflow_run_id": "mine"}
+
+    monkeypatch.setattr(eval_suite, "run_row", fake_run_row)
+    run_suite(suite, domains=["a"], log=lambda line: None)
+    rows = {(r["domain"], r["agent"]): r["mlflow_run_id"] for r in eval_suite.read_rows(csv_path)}
+    assert rows == {("a", "random"): "mine", ("b", "random"): "other"}
+
+
 def test_bad_suite_input_names_the_key(tmp_path):
     suite = write_suite(tmp_path, ["random", "alphago"])
     proc = run_eval(str(suite))
