@@ -137,10 +137,13 @@ class CellLog:
         self.path = Path(output).with_suffix(".cells.jsonl")
         self.rows: dict[str, dict[str, Any]] = {}
         if self.path.is_file() and not fresh:
-            for line in self.path.read_text().splitlines():
-                record = json.loads(line) if line.strip() else None
-                if record:
-                    self.rows[record["fingerprint"]] = record["row"]
+            text = self.path.read_text()
+            if not text.endswith("\n"):  # a kill mid-write cut the last line: drop it, run that cell again
+                text = text[: text.rfind("\n") + 1]
+                self.path.write_text(text)
+            for line in text.splitlines():
+                record = json.loads(line)
+                self.rows[record["fingerprint"]] = record["row"]
         elif self.path.is_file():
             self.path.unlink()
 

@@ -131,4 +131,9 @@ def test_changed_settings_or_fresh_run_the_recorded_cells_again(tmp_path):
     assert cell_fingerprint(bench, base, "textworld", "uncached") in CellLog(bench.output, fresh=False).rows
     more, _ = load_bench(write_bench(tmp_path, {"uncached": {"prior.cache.mode": "off"}}), [], 9)
     assert cell_fingerprint(more, base, "textworld", "uncached") not in CellLog(bench.output, fresh=False).rows
+    with log.path.open("a") as out:
+        out.write('{"fingerprint": "cut sho')
+    again = CellLog(bench.output, fresh=False)
+    again.append("next", {"policy": "exact"})
+    assert set(CellLog(bench.output, fresh=False).rows) == {cell_fingerprint(bench, base, "textworld", "uncached"), "next"}
     assert CellLog(bench.output, fresh=True).rows == {} and not log.path.exists()
