@@ -6,6 +6,10 @@ written for an interrupt (`KeyboardInterrupt`) does not run: a fine-tune's adapt
 an MLflow run ended KILLED rather than FAILED, the summary of an experiment marked
 "interrupted". The CLI makes SIGTERM raise `KeyboardInterrupt` at start, and `init_ray` again
 after `ray.init` has replaced the handler.
+
+Python runs a signal handler only when the main thread is between bytecodes. Seen here: a
+SIGTERM sent to `priorcache eval` in the middle of an RLlib PPO iteration (the main thread
+waiting inside Ray) was not handled within 30-90 s; the handler runs once that call returns.
 """
 
 from __future__ import annotations
