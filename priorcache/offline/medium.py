@@ -1,0 +1,69 @@
+"""The `medium` behaviour policy: an online agent trained without the prior, stopped early.
+
+`medium_config(cfg)` is the online experiment `offline.medium_experiment`, whose short
+`train.iterations` is the "partially" of partially trained, on the dataset config's own `env`
+(so the agent learns the game it will record), with its algorithm swapped for the no-prior counterpart (`ppo_prior` -> `ppo`,
+`dqn_prior` -> `dqn`, `sac_prior` -> `sac`): the recorded behaviour must not already follow the
+LLM prior, or CQL-Prior would be scored on data shaped by its own prior. `train_medium(cfg)`
+runs it through `priorcache run`'s harness (an MLflow run of its own, a checkpoint, the held-out
+evaluation) and returns the trained module as a `TrainedBehaviour` whose description, on the
+dataset card, names the run, its budget and its evaluated return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from priorcache.offline.behaviour import TrainedBehaviour
+from priorcache.platform.config import ConfigError, ExperimentConfig, load_config, validate
+
+NO_PRIOR_COUNTERPART = {"ppo_prior": "ppo", "dqn_prior": "dqn", "sac_prior": "sac", "ppo": "ppo", "dqn": "dqn",
+                        "sac": "sac"}
+"""Online algorithm of the medium experiment -> the one that trains the medium policy."""
+
+
+def medium_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The online experiment that trains `cfg`'s medium policy; ConfigError naming the key if it cannot."""
+    off = cfg.offline
+    if not off.medium_experiment:
+        raise ConfigError(
+            "config key 'offline.medium_experiment' is empty: the medium dataset is played by a partially "
+            "trained online agent; name its experiment YAML (e.g. experiments/offline/textworld_medium.yaml)")
+    if not Path(off.medium_experiment).is_file():
+        raise ConfigError(
+            f"config key 'offline.medium_experiment': {off.medium_experiment} does not exist; name an online "
+            "experiment YAML (e.g. experiments/offline/textworld_medium.yaml)")
+    medium = load_config(off.medium_experiment)
+    algorithm = NO_PRIOR_COUNTERPART.get(medium.algorithm.name)
+    if algorithm is None:
+        raise ConfigError(
+            f"config key 'offline.medium_experiment': {off.medium_experiment} trains {medium.algorithm.name!r}, "
+            f"which is not an online algorithm; name an experiment of {', '.join(sorted(set(NO_PRIOR_COUNTERPART)))}")
+    medium = replace(
+        medium, name=f"{cfg.name}-medium-behaviour", env=cfg.env, ray=cfg.ray, tracking=cfg.tracking,
+        output_dir=cfg.output_dir, algorithm=replace(medium.algorithm, name=algorithm),
+        train=replace(medium.train, checkpoint_every=0),
+        eval=replace(medium.eval, videos=0),
+    )
+    try:  # load_config's checks again: the swapped env and algorithm must still fit together
+        validate(medium)
+    except ConfigError as err:
+        raise ConfigError(f"config key 'offline.medium_experiment' ({off.medium_experiment} on this env): {err}") from err
+    return medium
+
+
+def train_medium(cfg: ExperimentConfig) -> TrainedBehaviour:
+    """Train `medium_config(cfg)` (Ray initialised) and return its agent as the medium behaviour."""
+    from priorcache.envs.continuous_env import CONTINUOUS_ENVS
+    from priorcache.experiment import run_experiment, trained_module
+
+    medium = medium_config(cfg)
+    outcome = run_experiment(medium, tags={"offline_role": "medium_behaviour"})
+    summary = outcome.summary
+    description = (
+        f"{medium.algorithm.name} without the prior, trained {medium.train.iterations} iterations "
+        f"({summary.get('env_steps', 0):.0f} env steps) on {cfg.offline.medium_experiment}'s settings "
+        f"(MLflow run {outcome.mlflow_run_id}; held-out greedy return {summary.get('episode_return_mean', float('nan')):.2f}), "
+        "sampling its stochastic policy")
+    return TrainedBehaviour(trained_module(Path(summary["checkpoint"])), cfg.env.name in CONTINUOUS_ENVS, description)
