@@ -187,7 +187,8 @@ class TrainedBehaviour(Behaviour):
     def __init__(self, module: Any, continuous: bool, description: str) -> None:
         from priorcache.evaluation import continuous_module_policy, module_policy
 
-        self._policy = continuous_module_policy(module, greedy=False) if continuous else module_policy(module, greedy=False)
+        policy = continuous_module_policy if continuous else module_policy
+        self._policy = policy(module, greedy=False)
         self.description = description
 
     def act(self, obs: Any, env: gym.Env, t: int, rng: np.random.Generator) -> int | np.ndarray:

@@ -2,9 +2,10 @@
 
 `medium_config(cfg)` is the online experiment `offline.medium_experiment`, whose short
 `train.iterations` is the "partially" of partially trained, on the dataset config's own `env`
-(so the agent learns the game it will record), with its algorithm swapped for the no-prior counterpart (`ppo_prior` -> `ppo`,
-`dqn_prior` -> `dqn`, `sac_prior` -> `sac`): the recorded behaviour must not already follow the
-LLM prior, or CQL-Prior would be scored on data shaped by its own prior. `train_medium(cfg)`
+(so the agent learns the game it will record), with a prior algorithm swapped for its no-prior
+counterpart (`ppo_prior` -> `ppo`, `dqn_prior` -> `dqn`, `sac_prior` -> `sac`): the recorded
+behaviour must not already follow the LLM prior, or CQL-Prior would be scored on data shaped by
+its own prior. `train_medium(cfg)`
 runs it through `priorcache run`'s harness (an MLflow run of its own, a checkpoint, the held-out
 evaluation) and returns the trained module as a `TrainedBehaviour` whose description, on the
 dataset card, names the run, its budget and its evaluated return.
@@ -49,7 +50,8 @@ def medium_config(cfg: ExperimentConfig) -> ExperimentConfig:
     try:  # load_config's checks again: the swapped env and algorithm must still fit together
         validate(medium)
     except ConfigError as err:
-        raise ConfigError(f"config key 'offline.medium_experiment' ({off.medium_experiment} on this env): {err}") from err
+        raise ConfigError(
+            f"config key 'offline.medium_experiment' ({off.medium_experiment} on this env): {err}") from err
     return medium
 
 
@@ -61,9 +63,11 @@ def train_medium(cfg: ExperimentConfig) -> TrainedBehaviour:
     medium = medium_config(cfg)
     outcome = run_experiment(medium, tags={"offline_role": "medium_behaviour"})
     summary = outcome.summary
+    evaluation = "greedy" if medium.eval.greedy else "sampled"
     description = (
         f"{medium.algorithm.name} without the prior, trained {medium.train.iterations} iterations "
-        f"({summary.get('env_steps', 0):.0f} env steps) on {cfg.offline.medium_experiment}'s settings "
-        f"(MLflow run {outcome.mlflow_run_id}; held-out greedy return {summary.get('episode_return_mean', float('nan')):.2f}), "
-        "sampling its stochastic policy")
-    return TrainedBehaviour(trained_module(Path(summary["checkpoint"])), cfg.env.name in CONTINUOUS_ENVS, description)
+        f"({summary['env_steps']:.0f} env steps) on {cfg.offline.medium_experiment}'s settings (MLflow run "
+        f"{outcome.mlflow_run_id}; held-out {evaluation} return {summary['episode_return_mean']:.2f}), sampling "
+        "its stochastic policy")
+    module = trained_module(Path(summary["checkpoint"]))
+    return TrainedBehaviour(module, cfg.env.name in CONTINUOUS_ENVS, description)

@@ -19,7 +19,8 @@ def test_medium_trains_the_no_prior_counterpart_on_the_datasets_own_env():
     assert medium.env == cfg.env and medium.env.max_steps == 17
     assert medium.eval.videos == 0 and medium.name == "textworld_cql_prior-medium-behaviour"
     # An online experiment with the prior trains its no-prior counterpart.
-    with_prior = medium_config(load_config(TEXTWORLD_CQL, ["offline.medium_experiment=experiments/textworld_ppo_prior.yaml"]))
+    ppo_prior = "offline.medium_experiment=experiments/textworld_ppo_prior.yaml"
+    with_prior = medium_config(load_config(TEXTWORLD_CQL, [ppo_prior]))
     assert with_prior.algorithm.name == "ppo"
     continuous = medium_config(load_config(REPO / "experiments" / "halfcheetah_cql_prior.yaml"))
     assert continuous.algorithm.name == "sac" and continuous.env.name == "halfcheetah"
