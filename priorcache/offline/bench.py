@@ -5,7 +5,8 @@ every run, dataset qualities, the algorithms compared and a fixed return) and th
 run uses. Per domain the bench records each quality's dataset once (skipped when its folder is
 complete, unless `--fresh-datasets`), then trains every algorithm with every seed on it through
 `priorcache run`'s harness (`run_experiment`: an MLflow run, `summary.json`, held-out
-evaluation), all in one Ray session sharing one cache.
+evaluation). Each domain runs in a Ray session of its own, its recordings and runs sharing one
+cache.
 
 Resume: runs already in `<output>.json` are kept, not rerun, when their domain's experiment and
 overrides are unchanged (and `--fresh-datasets` is not given): adding a domain to a bench
@@ -25,6 +26,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import ray
 
 from priorcache.offline.behaviour import QUALITIES
 from priorcache.offline.dataset import CARD_JSON, DatasetCard, dataset_dir, load_card, run_dataset
@@ -107,42 +110,54 @@ def time_to_return(curve: list[dict[str, float]], target: float) -> dict[str, fl
 def run_bench(bench: BenchConfig, fresh_datasets: bool = False) -> Path:
     """Record the datasets, train every (domain, quality, algorithm, seed) not already stored, write
     the tables; returns the .md."""
-    from priorcache.experiment import run_experiment
-
     cards, runs = ({}, []) if fresh_datasets else stored_results(bench)
     for domain in bench.domains:
-        cards.setdefault(domain.name, {})
-        for quality in domain.qualities:
-            overrides = [*domain.overrides, f"offline.quality={quality}"]
-            folder = dataset_dir(load_config(domain.experiment, overrides))
-            todo = [(a, s) for a in domain.algorithms for s in bench.seeds
-                    if not any(_key(r) == (domain.name, quality, a, s) for r in runs)]
-            if not todo:
-                continue
-            if fresh_datasets or not (folder / CARD_JSON).is_file():
-                run_dataset(domain.experiment, overrides)
-            cards[domain.name][quality] = load_card(folder)
-            for algorithm, seed in todo:
-                cfg = load_config(domain.experiment, [
-                    *overrides, f"offline.dataset={folder}", f"algorithm.name={algorithm}", f"seed={seed}",
-                    f"name={bench.name}-{domain.name}-{quality}-{algorithm}-s{seed}"])
-                curve: list[dict[str, float]] = []
-                outcome = run_experiment(cfg, on_iteration=lambda i, m: curve.append(
-                    {"iteration": i, "train_time_s": m["train_time_s"], "wall_time_s": m["wall_time_s"],
-                     "return": m["episode_return_mean"], "success": m["success_rate"]}))
-                s = outcome.summary
-                runs.append({
-                    "domain": domain.name, "quality": quality, "algorithm": algorithm, "seed": seed,
-                    "run_dir": str(outcome.run_dir), "mlflow_run_id": outcome.mlflow_run_id,
-                    "return": s["episode_return_mean"], "success": s["success_rate"], "episodes": s["episodes"],
-                    "train_time_s": s["train_time_s"],
-                    # The pool's queries since the Ray session began (all runs and recordings so far).
-                    "wall_time_s": s["wall_time_s"], "session_llm_queries": s["llm_queries"],
-                    "prior_requests": s["prior_requests"], "to_target": time_to_return(curve, domain.target_return),
-                    "curve": curve,
-                })
-                _write(bench, cards, runs)  # after every run: an interrupted bench keeps what it measured
+        try:
+            _run_domain(bench, domain, cards, runs, fresh_datasets)
+        finally:
+            # Each domain in a Ray session of its own: a finished domain's idle LLM replicas still
+            # reserve their CPUs, which on a 2-core machine left the next domain's Ray Data tasks
+            # (the dataset write) waiting forever.
+            ray.shutdown()
     return _write(bench, cards, runs)
+
+
+def _run_domain(bench: BenchConfig, domain: DomainBench, cards: dict[str, dict[str, DatasetCard]],
+                runs: list[dict[str, Any]], fresh_datasets: bool) -> None:
+    """Record `domain`'s datasets and train its runs not in `runs` (appended, written after each)."""
+    from priorcache.experiment import run_experiment
+
+    cards.setdefault(domain.name, {})
+    for quality in domain.qualities:
+        overrides = [*domain.overrides, f"offline.quality={quality}"]
+        folder = dataset_dir(load_config(domain.experiment, overrides))
+        todo = [(a, s) for a in domain.algorithms for s in bench.seeds
+                if not any(_key(r) == (domain.name, quality, a, s) for r in runs)]
+        if not todo:
+            continue
+        if fresh_datasets or not (folder / CARD_JSON).is_file():
+            run_dataset(domain.experiment, overrides)
+        cards[domain.name][quality] = load_card(folder)
+        for algorithm, seed in todo:
+            cfg = load_config(domain.experiment, [
+                *overrides, f"offline.dataset={folder}", f"algorithm.name={algorithm}", f"seed={seed}",
+                f"name={bench.name}-{domain.name}-{quality}-{algorithm}-s{seed}"])
+            curve: list[dict[str, float]] = []
+            outcome = run_experiment(cfg, on_iteration=lambda i, m: curve.append(
+                {"iteration": i, "train_time_s": m["train_time_s"], "wall_time_s": m["wall_time_s"],
+                 "return": m["episode_return_mean"], "success": m["success_rate"]}))
+            s = outcome.summary
+            runs.append({
+                "domain": domain.name, "quality": quality, "algorithm": algorithm, "seed": seed,
+                "run_dir": str(outcome.run_dir), "mlflow_run_id": outcome.mlflow_run_id,
+                "return": s["episode_return_mean"], "success": s["success_rate"], "episodes": s["episodes"],
+                "train_time_s": s["train_time_s"],
+                # The pool's queries since the domain's Ray session began (its recordings and runs so far).
+                "wall_time_s": s["wall_time_s"], "session_llm_queries": s["llm_queries"],
+                "prior_requests": s["prior_requests"], "to_target": time_to_return(curve, domain.target_return),
+                "curve": curve,
+            })
+            _write(bench, cards, runs)  # after every run: an interrupted bench keeps what it measured
 
 
 def _key(run: dict[str, Any]) -> tuple[str, str, str, int]:
