@@ -209,8 +209,3 @@ def expert_behaviour(env_name: str, continuous: bool) -> Behaviour:
             "record 'random' or 'medium' there, or play a TextWorld game")
     return PlannerBehaviour()
 
-
-def check_quality(quality: str) -> None:
-    """BehaviourError unless `quality` is one of `QUALITIES`."""
-    if quality not in QUALITIES:
-        raise BehaviourError(f"config key 'offline.quality' = {quality!r}: choose one of {', '.join(QUALITIES)}")

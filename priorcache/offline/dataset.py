@@ -43,9 +43,7 @@ import numpy as np
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.compression import pack, unpack_if_needed
 
-from priorcache.offline.behaviour import (
-    Behaviour, BehaviourError, RandomBehaviour, check_quality, expert_behaviour,
-)
+from priorcache.offline.behaviour import Behaviour, BehaviourError, RandomBehaviour, expert_behaviour
 from priorcache.offline.medium import medium_config, train_medium
 from priorcache.platform.config import ConfigError, ExperimentConfig, to_dict
 
@@ -217,11 +215,11 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
 
 
 def behaviour_policy(cfg: ExperimentConfig) -> Behaviour:
-    """The behaviour policy of `offline.quality` for `env.name` (medium: trained now, Ray initialised)."""
+    """The behaviour policy of `offline.quality` (validated by the config) for `env.name`; BehaviourError
+    if the domain has no expert. Medium is trained here (Ray initialised)."""
     from priorcache.envs.continuous_env import CONTINUOUS_ENVS
 
     continuous = cfg.env.name in CONTINUOUS_ENVS
-    check_quality(cfg.offline.quality)
     if cfg.offline.quality == "random":
         return RandomBehaviour(continuous)
     if cfg.offline.quality == "expert":
@@ -361,16 +359,13 @@ def render_card(card: DatasetCard) -> str:
 
 def check_recordable(cfg: ExperimentConfig) -> None:
     """ConfigError, before Ray starts, when the behaviour policy of `offline.quality` cannot play `env.name`."""
-    from priorcache.envs.continuous_env import CONTINUOUS_ENVS
-
+    if cfg.offline.quality == "medium":
+        medium_config(cfg)  # its training waits for Ray; its config is checked now
+        return
     try:
-        check_quality(cfg.offline.quality)
-        if cfg.offline.quality == "expert":
-            expert_behaviour(cfg.env.name, cfg.env.name in CONTINUOUS_ENVS)
+        behaviour_policy(cfg)  # random and expert start nothing until their first episode
     except BehaviourError as err:
         raise ConfigError(str(err)) from err
-    if cfg.offline.quality == "medium":
-        medium_config(cfg)
 
 
 def run_dataset(config: str | Path, overrides: list[str] | tuple[str, ...] = (), progress: bool = True

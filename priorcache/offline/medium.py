@@ -31,11 +31,10 @@ def medium_config(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(
             "config key 'offline.medium_experiment' is empty: the medium dataset is played by a partially "
             "trained online agent; name its experiment YAML (e.g. experiments/offline/textworld_medium.yaml)")
-    if not Path(off.medium_experiment).is_file():
-        raise ConfigError(
-            f"config key 'offline.medium_experiment': {off.medium_experiment} does not exist; name an online "
-            "experiment YAML (e.g. experiments/offline/textworld_medium.yaml)")
-    medium = load_config(off.medium_experiment)
+    try:
+        medium = load_config(off.medium_experiment)
+    except ConfigError as err:
+        raise ConfigError(f"config key 'offline.medium_experiment': {err}") from err
     algorithm = NO_PRIOR_COUNTERPART.get(medium.algorithm.name)
     if algorithm is None:
         raise ConfigError(

@@ -418,8 +418,8 @@ class OfflineConfig:
     """Dataset folder. Empty: .cache/offline/<name>-<quality> (relative to the working directory)."""
     quality: str = "medium"
     """Behaviour policy that records it: random, medium (an online agent trained without the prior,
-    stopped early: `medium_experiment`) or expert (TextWorld's re-planned walkthrough; HalfCheetah: a scripted sine gait);
-    see priorcache/offline/behaviour.py."""
+    stopped early: `medium_experiment`) or expert (TextWorld's re-planned walkthrough; HalfCheetah: a
+    scripted sine gait); see priorcache/offline/behaviour.py."""
     episodes: int = 40
     """Episodes recorded."""
     medium_experiment: str = ""

@@ -7,13 +7,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from priorcache.offline.behaviour import (
-    Behaviour, BehaviourError, RandomBehaviour, check_quality, expert_behaviour,
-)
+from priorcache.offline.behaviour import Behaviour, BehaviourError, RandomBehaviour, expert_behaviour
 from priorcache.offline.dataset import (
     DatasetCard, DatasetError, episode_stats, episodes_path, load_card, read_transitions, transition_stats,
     write_dataset,
 )
+from priorcache.platform.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,8 +57,8 @@ def test_the_expert_of_a_domain_without_one_names_the_key_and_the_fix():
         expert_behaviour("babyai", continuous=False)
     with pytest.raises(BehaviourError, match="'env.name' = 'walker2d'.*record 'random' or 'medium'"):
         expert_behaviour("walker2d", continuous=True)
-    with pytest.raises(BehaviourError, match="'offline.quality' = 'good'"):
-        check_quality("good")
+    with pytest.raises(ConfigError, match="'offline.quality' is 'good'"):
+        load_config(REPO / "experiments" / "textworld_cql_prior.yaml", ["offline.quality=good"])
 
 
 def synthetic_episodes(n: int, k: int = 4, d: int = 6):
