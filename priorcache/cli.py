@@ -9,8 +9,9 @@
     priorcache bench cache-policies [--config F] [--envs ..] [--steps N] [--fresh]
                                              every cache policy on the same env steps -> ratio table
     priorcache ui [--port N]                 MLflow UI on the project's run store
-    priorcache demos DOMAIN|CONFIG [--out DIR] [--episodes N] [--keep-lost] [key=value ...]
+    priorcache demos DOMAIN|CONFIG [--out DIR] [--episodes N] [--keep-lost] [--learner [--beta B]] [key=value ...]
                                              expert demonstrations on the training games -> demos.jsonl
+                                             (--learner: the greedy prior plays, the expert labels: DAgger)
     priorcache offline dataset CONFIG [key=value ...]
                                              record an offline dataset (offline.quality) -> parquet + card
     priorcache offline bench BENCH [--fresh-datasets]
@@ -137,7 +138,8 @@ def _demos(args: argparse.Namespace) -> int:
 
     try:
         out_dir, card = run_demos(args.target, args.overrides, out=args.out, episodes=args.episodes,
-                                  keep_lost=args.keep_lost)
+                                  keep_lost=args.keep_lost, learner=args.learner,
+                                  **({"beta": args.beta} if args.beta is not None else {}))
     except _input_errors() as err:
         print(f"priorcache: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -234,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     demos.add_argument("--episodes", type=int, default=None,
                        help="episodes to play (default: one per training game; TextWorld 1, BabyAI 100)")
     demos.add_argument("--keep-lost", action="store_true", help="keep episodes the expert did not win")
+    demos.add_argument("--learner", action="store_true",
+                       help="DAgger: the config's greedy prior plays, the expert labels its states "
+                            "(default folder .cache/demos/<domain>-learner; ALFWorld)")
+    demos.add_argument("--beta", type=float, default=None,
+                       help="with --learner: share of steps the expert plays (default 0.5, demos.LEARNER_BETA)")
     demos.set_defaults(func=_demos)
     offline = sub.add_parser("offline", help="offline RL: record datasets, compare CQL and CQL-Prior")
     offline_sub = offline.add_subparsers(dest="offline_command", required=True)

@@ -16,6 +16,15 @@ An expert command that is not among the candidates is never recorded nor played,
 counted: if it changes nothing in the game (`Expert.skip`, e.g. ALFWorld's `help`) the expert
 goes on, else it ends the episode (not won). Episodes the expert does not win are left out unless `keep_lost`.
 
+With a `learner` (`priorcache demos --learner`, DAgger) the expert labels the states another
+policy visits: at each step it names its command, which is recorded as the step's `action`,
+and the command played is the learner's with probability 1 - `beta` (the expert's otherwise);
+the expert then follows the played command (`follow`). The learner built in is the Direct-LLM
+agent of the config's prior (`GreedyPriorLearner`), so fine-tuning on these steps teaches the
+prior to recover from its own mistakes, the states expert-only demonstrations never show. Every
+episode is kept: its labels are good whether the rollout was won or not. Only experts that can
+follow another player's commands do this (`LEARNER_DOMAINS`).
+
 Files are written to temporary names and renamed into place, `demos.jsonl` first and the cards
 last, after any old card was removed: an interrupted run leaves either the previous complete
 dataset or a `demos.jsonl` without a card, never a card describing a half-written file.
@@ -36,10 +45,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import gymnasium as gym
+import numpy as np
 
 from priorcache.envs.experts import Expert, Info, Observation, expert_for
 from priorcache.envs.registry import make_text_env
-from priorcache.platform.config import ConfigError, ExperimentConfig, load_config, to_dict
+from priorcache.platform.config import ConfigError, ExperimentConfig, LLMConfig, load_config, to_dict
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 DOMAINS: dict[str, str] = {
@@ -63,6 +73,11 @@ WEBSHOP_EPISODES = 300
 """Default WebShop episodes (goals are drawn from seeds; the train split has 327 products)."""
 MAX_SKIPS_IN_A_ROW = 10
 """More skipped commands in a row than this end the episode (an expert stuck on them)."""
+LEARNER_DOMAINS = ("alfworld",)
+"""Env families whose expert can label states off its own path (`Expert.follow`)."""
+LEARNER_BETA = 0.5
+"""Default share of expert steps in a learner rollout: half the steps keep the episode moving
+towards the goal, so the learner's mistakes are seen at every stage of the task, not only the first."""
 
 
 class DemoFileError(ValueError):
@@ -142,6 +157,34 @@ class DemoCard:
     """Licence of the game data the states come from."""
     notes: list[str] = field(default_factory=list)
     """What a reader should know about this domain's data (e.g. shared eval game)."""
+    learner: str = ""
+    """The policy that played, labelled by the expert (DAgger); "" when the expert played."""
+    beta: float = 1.0
+    """Probability that a step plays the expert's command rather than the learner's."""
+    learner_steps: int = 0
+    """Steps the learner played."""
+    learner_agreement: float | None = None
+    """Fraction of those where the learner's command was the expert's (None without a learner)."""
+
+
+class GreedyPriorLearner:
+    """The Direct-LLM agent, in process: the candidate the config's prior (`prior.llm`) scores highest.
+
+    The scorer is the LLM replica's own (`PriorScorer`: template, scoring rule, backend, adapter),
+    so it picks what `direct_llm` picks in `priorcache eval`, without Ray or the cache.
+    """
+
+    def __init__(self, llm: LLMConfig) -> None:
+        from priorcache.platform.llm.replica import PriorScorer
+
+        self._scorer = PriorScorer(llm)
+        self.description = f"greedy prior (Direct-LLM) of {self._scorer.model_id}, {self._scorer.prompt_version}"
+
+    def __call__(self, state: str, candidates: tuple[str, ...]) -> str:
+        return candidates[int(np.argmax(self._scorer.prior([state], [candidates])[0]))]
+
+    def close(self) -> None:
+        self._scorer.backend.close()
 
 
 def resolve_target(target: str) -> tuple[Path, str]:
@@ -163,13 +206,20 @@ def collect_demos(
     *,
     keep_lost: bool = False,
     on_episode: Callable[[int, int, bool], None] | None = None,
+    learner: Callable[[str, tuple[str, ...]], str] | None = None,
+    beta: float = 0.0,
 ) -> tuple[list[DemoStep], DemoCard]:
     """Play `episodes` expert episodes on the training games of `cfg.env`; (steps kept, card).
 
     `episodes` None plays the default (see the module docstring). `on_episode(done, total, won)`
-    is called after each episode (progress). The card's `command` is left empty.
+    is called after each episode (progress). The card's `command` is left empty. With a
+    `learner` ((state, candidates) -> command), it plays with probability 1 - `beta` and the
+    expert labels (module docstring); every episode is then kept.
     """
     env_cfg = cfg.env
+    if learner is not None:
+        _check_learner(env_cfg.name, beta)
+        keep_lost = True
     env = make_text_env(env_cfg, "train")
     expert = expert_for(env_cfg.name)
     pool = len(getattr(env.unwrapped, "game_files", ()))
@@ -182,6 +232,7 @@ def collect_demos(
     won_count = dropped = steps_dropped = 0
     inadmissible: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
+    learner_steps = agreed = 0
     start = time.perf_counter()
     try:
         for episode in range(episodes):
@@ -190,8 +241,10 @@ def collect_demos(
             game = _game_id(env, cfg, seed)
             games.add(game)
             expert.reset(env, obs, info, seed=seed)
-            played = _play_episode(env, expert, obs, info)
+            played = _play_episode(env, expert, obs, info, learner, beta, np.random.default_rng(seed))
             won_count += played.won
+            learner_steps += played.learner_steps
+            agreed += played.agreed
             skipped.update(played.skipped)
             if played.inadmissible is not None:
                 inadmissible[played.inadmissible] += 1
@@ -232,8 +285,22 @@ def collect_demos(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         licence=_licence(cfg),
         notes=_notes(cfg),
+        learner=getattr(learner, "description", repr(learner)) if learner is not None else "",
+        beta=beta if learner is not None else 1.0,
+        learner_steps=learner_steps,
+        learner_agreement=round(agreed / learner_steps, 4) if learner_steps else None,
     )
     return kept, card
+
+
+def _check_learner(env_name: str, beta: float) -> None:
+    if env_name not in LEARNER_DOMAINS:
+        raise ConfigError(
+            f"demos --learner: the {env_name} expert plays its own path and cannot label the states "
+            f"another policy visits; --learner works for {', '.join(LEARNER_DOMAINS)}"
+        )
+    if not 0.0 <= beta < 1.0:
+        raise ConfigError(f"demos --beta is {beta}; give the expert's share of the steps, 0 <= beta < 1")
 
 
 @dataclass
@@ -247,10 +314,23 @@ class _Episode:
     """Skipped commands (not candidates, changing nothing), in order."""
     inadmissible: str | None = None
     """The command, not a candidate, that ended the episode; None if the env ended it."""
+    learner_steps: int = 0
+    """Steps the learner played."""
+    agreed: int = 0
+    """Of those, steps where its command was the expert's."""
 
 
-def _play_episode(env: gym.Env, expert: Expert, obs: Observation, info: Info) -> _Episode:
-    """Let `expert` (reset already) play the episode `env` has just reset to, from `obs`/`info`."""
+def _play_episode(
+    env: gym.Env,
+    expert: Expert,
+    obs: Observation,
+    info: Info,
+    learner: Callable[[str, tuple[str, ...]], str] | None = None,
+    beta: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> _Episode:
+    """Let `expert` (reset already) play the episode `env` has just reset to, from `obs`/`info`;
+    with a `learner`, the learner plays a step with probability 1 - `beta` (drawn from `rng`)."""
     played = _Episode()
     skips_in_a_row = 0
     while True:
@@ -263,8 +343,16 @@ def _play_episode(env: gym.Env, expert: Expert, obs: Observation, info: Info) ->
             played.inadmissible = command
             return played
         skips_in_a_row = 0
-        played.steps.append((obs["state"], tuple(obs["candidates"]), command))
-        obs, _, terminated, truncated, info = env.step(obs["candidates"].index(command))
+        candidates = tuple(obs["candidates"])
+        played.steps.append((obs["state"], candidates, command))
+        choice = command
+        if learner is not None and rng.random() >= beta:
+            choice = learner(obs["state"], candidates)
+            played.learner_steps += 1
+            played.agreed += choice == command
+            if choice != command:
+                expert.follow(choice)
+        obs, _, terminated, truncated, info = env.step(candidates.index(choice))
         if terminated or truncated:
             played.won = bool(info["won"])
             return played
@@ -297,19 +385,33 @@ def run_demos(
     episodes: int | None = None,
     keep_lost: bool = False,
     progress: bool = True,
+    learner: bool = False,
+    beta: float = LEARNER_BETA,
 ) -> tuple[Path, DemoCard]:
-    """`priorcache demos`: resolve `target`, collect, write; (dataset folder, card)."""
+    """`priorcache demos`: resolve `target`, collect, write; (dataset folder, card). With
+    `learner`, the config's greedy prior plays and the expert labels (DAgger), into
+    `<domain>-learner` by default."""
     experiment, domain = resolve_target(target)
     cfg = load_config(experiment, overrides)
-    out_dir = Path(out) if out else DEMOS_ROOT / (domain or _DOMAIN_OF_ENV[cfg.env.name])
+    folder = domain or _DOMAIN_OF_ENV[cfg.env.name]
+    out_dir = Path(out) if out else DEMOS_ROOT / (f"{folder}-learner" if learner else folder)
 
     def report(done: int, total: int, won: bool) -> None:
         if done == total or done % max(1, total // 20) == 0:
             print(f"demos {cfg.env.name}: {done}/{total} episodes", file=sys.stderr, flush=True)
 
-    steps, card = collect_demos(cfg, episodes, keep_lost=keep_lost, on_episode=report if progress else None)
+    player = None
+    if learner:
+        _check_learner(cfg.env.name, beta)
+        player = GreedyPriorLearner(cfg.prior.llm)
+    try:
+        steps, card = collect_demos(cfg, episodes, keep_lost=keep_lost, on_episode=report if progress else None,
+                                    learner=player, beta=beta)
+    finally:
+        if player is not None:
+            player.close()
     flags = [*(["--out", str(out)] if out else []), *(["--episodes", str(episodes)] if episodes else []),
-             *(["--keep-lost"] if keep_lost else [])]
+             *(["--keep-lost"] if keep_lost else []), *(["--learner", "--beta", str(beta)] if learner else [])]
     card.command = shlex.join(["priorcache", "demos", target, *flags, *overrides])
     write_dataset(out_dir, steps, card)
     return out_dir, card
@@ -379,6 +481,13 @@ def render_card(card: DemoCard) -> str:
         ("collection time", f"{card.seconds:.0f} s"), ("date (UTC)", card.date),
         ("licence of the game data", card.licence),
     ]
+    if card.learner:
+        rows[2:2] = [
+            ("played by (DAgger: the expert labels its states)", card.learner),
+            ("steps the expert played (beta)", f"{card.beta:.0%}"),
+            ("learner steps; its command was the expert's", f"{card.learner_steps}; {card.learner_agreement:.1%}"
+             if card.learner_agreement is not None else card.learner_steps),
+        ]
     table = "\n".join(f"| {name} | {str(value).replace('|', '/')} |" for name, value in rows)
     settings = "\n".join(f"- `env.{key}`: `{json.dumps(value)}`" for key, value in card.env.items())
     notes = "".join(f"- {note}\n" for note in card.notes)

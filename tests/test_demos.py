@@ -1,5 +1,6 @@
 """priorcache demos: experts win through the text envs, recorded states are the envs' own,
-cards match their files, the loader checks every line, inadmissible commands are never recorded."""
+cards match their files, the loader checks every line, inadmissible commands are never recorded;
+with a learner (DAgger) the expert labels the states the learner's commands lead to."""
 
 import json
 import os
@@ -169,8 +170,61 @@ def test_cli(tmp_path, capsys):
         (["demos", "babyai", "--episodes", "0"], "--episodes must be >= 1"),
         (["demos", "babyai", "eval.seed=5", "--episodes", "10"], "'eval.seed'"),
         (["demos", "babyai", "env.max_stepz=3"], "env.max_stepz"),
+        (["demos", "babyai", "--learner"], "--learner works for alfworld"),
+        (["demos", "alfworld", "--learner", "--beta", "1"], "0 <= beta < 1"),
     ]:
         assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err
         assert named in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+class FirstCandidate:
+    """A learner that plays the first candidate: mostly not the expert's command."""
+
+    description = "first candidate"
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, state, candidates):
+        self.seen.append(state)
+        return candidates[0]
+
+
+@pytest.mark.skipif(NO_ALFWORLD, reason="no ALFWorld data")
+def test_learner_rollouts_are_labelled_by_the_expert(tmp_path):
+    cfg = load_config(resolve_target("alfworld")[0], ["env.alfworld.max_games=1", "env.max_steps=8"])
+    learner = FirstCandidate()
+    steps, card = demos.collect_demos(cfg, 1, learner=learner, beta=0.0)
+    # The learner played every step; the expert followed (a lost step would have raised) and labelled each.
+    assert card.learner == "first candidate" and card.beta == 0.0
+    assert card.learner_steps == len(steps) == len(learner.seen) == 8 and card.episodes_kept == 1
+    assert [s.state for s in steps] == learner.seen
+    assert card.learner_agreement == sum(s.action == s.candidates[0] for s in steps) / 8 < 1
+    # The states are those the learner's commands lead to, in the env the prior sees.
+    env = make_text_env(cfg.env, "train")
+    try:
+        obs, _ = env.reset(seed=cfg.seed)
+        for step in steps:
+            assert (step.state, step.candidates) == (obs["state"], tuple(obs["candidates"]))
+            obs, *_ = env.step(0)
+    finally:
+        env.close()
+    # With beta = 1/2 the expert plays part of the steps, drawn from the episode's seed.
+    steps, card = demos.collect_demos(cfg, 1, learner=FirstCandidate(), beta=0.5)
+    assert 0 < card.learner_steps < len(steps)
+
+
+@pytest.mark.skipif(NO_ALFWORLD, reason="no ALFWorld data")
+def test_greedy_prior_learner_on_a_real_game(tmp_path):
+    """The Direct-LLM learner with the real Gemma, served the shipped adapter, through the CLI."""
+    adapter = REPO / "priorcache/platform/llm/adapters/alfworld-lora.gguf"
+    assert main(["demos", "alfworld", "env.alfworld.max_games=1", "env.max_steps=4", "prior.llm.n_threads=1",
+                 f"prior.llm.adapter_path={adapter}", "--learner", "--beta", "0", "--episodes", "1",
+                 "--out", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / demos.CARD_JSON).read_text())
+    assert card["learner"].startswith("greedy prior (Direct-LLM) of gemma-3-270m") and "+lora-" in card["learner"]
+    assert card["learner_steps"] == card["steps"] == len(load_demos(tmp_path)) == 4
+    assert "--learner --beta 0.0" in card["command"]
+    assert "| played by (DAgger: the expert labels its states) |" in (tmp_path / demos.CARD_MD).read_text()

@@ -17,7 +17,10 @@ expert plays it. Experts never step the env.
   go unnoticed). This doubles the engine's cost: ~4-5 s a game, resets included. When it
   would repeat its last command, the expert plays a random admissible command instead, and
   ALFWorld's admissible commands include `help`, which `AlfworldEnv` leaves out as it changes
-  nothing: such a `help` is skippable (`skip()` plays it in the shadow game only).
+  nothing: such a `help` is skippable (`skip()` plays it in the shadow game only). It can also
+  label states off its own path (DAgger, `priorcache demos --learner`): `follow(command)` after
+  `act()` says the env plays `command` instead, the shadow game plays that, and ALFWorld's
+  handcoded expert replans from wherever it leads (ALFWorld trains its own text agents this way).
 - `WalkthroughExpert`: TextWorld's own shortest winning command sequence for the game being
   played (`policy_commands` at the start of the game), single generated games and suites
   alike. Generated games are deterministic, so the sequence played from the start wins.
@@ -105,6 +108,12 @@ class AlfworldExpert:
         # The wrapper puts "look" here when its own next command is not admissible.
         self._pending = self._state["extra.expert_plan"][0]
         return self._pending
+
+    def follow(self, command: str) -> None:
+        """The env plays `command` (one of the candidates), not the one `act()` returned."""
+        if self._pending is None:
+            raise RuntimeError("AlfworldExpert.follow() comes after act(), before the env's step")
+        self._pending = command
 
     def skip(self) -> bool:
         from priorcache.envs.alfworld_env import _DROPPED_COMMANDS

@@ -6,6 +6,7 @@ read its outputs, load the adapter in `LlamaCppBackend` and check the config err
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -17,7 +18,7 @@ from priorcache.platform.config import ConfigError, LLMConfig, load_config
 from priorcache.platform.llm.backend import ModelFileError
 from priorcache.platform.llm.finetune import load_finetune_config, run_finetune
 from priorcache.platform.llm.finetune_data import split_by_game
-from priorcache.platform.llm.gguf_adapter import read_adapter_file
+from priorcache.platform.llm.gguf_adapter import export_lora_gguf, import_lora_gguf, read_adapter_file
 from priorcache.platform.llm.llama_cpp_backend import LlamaCppBackend
 from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
 from priorcache.platform.llm.prompts import load_prompt
@@ -92,19 +93,47 @@ def test_run_writes_adapter_summary_checkpoint_and_one_mlflow_run(run):
     assert [m.step for m in history] == list(range(1, STEPS + 1))
 
 
-def test_training_goes_on_from_an_earlier_adapter(run, tmp_path):
-    """One more step from the module run's adapter starts where that run ended, not from scratch:
-    its held-out loss at step 0 is the earlier run's final one, and its LoRA shape is the earlier one's."""
+def test_training_goes_on_from_a_shipped_adapter_with_extra_demos(run, tmp_path):
+    """One more step from the module run's adapter.gguf (imported back to peft, exactly) starts
+    where that run ended, not from scratch: its held-out loss at step 0 is the earlier run's final
+    one and its LoRA shape the earlier one's. Extra demonstrations train beside `data.demos`,
+    except their steps on its held-out games."""
     cfg, outcome = run
+    heldout_game = split_by_game(_demos(), 0.3, seed=0)[1][0].game
+    extra = [replace(step, game=game, action="go to cabinet 1")
+             for step, game in zip(_demos(), ["game-attic", "game-kitchen", "game-bedroom", heldout_game])]
+    extra_file = tmp_path / "learner.jsonl"
+    extra_file.write_text("".join(json.dumps({**s.__dict__, "candidates": list(s.candidates)}) + "\n" for s in extra))
     out = tmp_path / "more"
     more = load_finetune_config(None, [
-        f"data.demos={cfg.data.demos}", "data.heldout_fraction=0.3", "data.eval_steps=0", "lora.dropout=0",
-        f"train.init_adapter={Path(cfg.output_dir) / 'peft_adapter'}", "train.lr=3e-3", "train.batch_size=3",
-        "train.max_steps=1", "train.threads=1", f"output_dir={out}", f"tracking.uri=sqlite:///{out}/mlflow.db",
+        f"data.demos={cfg.data.demos}", f"data.extra_demos=[{extra_file}]", "data.heldout_fraction=0.3",
+        "data.eval_steps=0", "lora.dropout=0", f"train.init_adapter={outcome.adapter_path}", "train.lr=3e-3",
+        "train.batch_size=3", "train.max_steps=1", "train.threads=1", f"output_dir={out}",
+        f"tracking.uri=sqlite:///{out}/mlflow.db",
     ])
     summary = run_finetune(more, log=lambda line: None).summary
     assert summary["heldout_loss"]["start"] == pytest.approx(outcome.summary["heldout_loss"]["end"], rel=0.02)
     assert read_adapter_file(out / "adapter.gguf").n_weights == 3 * 18
+    assert (out / "init_adapter" / "adapter_config.json").is_file()
+    expected = [s for s in extra if s.game != heldout_game]
+    assert summary["extra_steps"] == {"trained": len(expected), "dropped_heldout_games": len(extra) - len(expected)}
+    assert summary["examples"]["train"] == outcome.summary["examples"]["train"] + len(expected)
+    assert summary["examples"]["heldout"] == outcome.summary["examples"]["heldout"]
+
+
+def test_gguf_adapter_imports_back_exactly(run, tmp_path):
+    """export(import(adapter.gguf)) is the same file's tensors, bit for bit (float32 both ways)."""
+    import gguf
+
+    _, outcome = run
+    base = resolve_model_path(None, cache_dir_from_env())
+    folder = import_lora_gguf(outcome.adapter_path, base, tmp_path / "peft")
+    assert json.loads((folder / "adapter_config.json").read_text())["r"] == 8
+    again = export_lora_gguf(folder, base, tmp_path / "again.gguf")
+    first = {t.name: t.data for t in gguf.GGUFReader(outcome.adapter_path).tensors}
+    second = {t.name: t.data for t in gguf.GGUFReader(again.path).tensors}
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+    assert again.alpha == read_adapter_file(outcome.adapter_path).alpha == 16
 
 
 def test_exported_adapter_scores_like_the_torch_model_not_like_the_base(run):
@@ -174,6 +203,8 @@ def test_backend_refuses_a_file_that_is_not_an_adapter():
     ("data.prompt=nope-v1", "data.prompt"),
     ("data.demos=/nonexistent/demos.jsonl", "data.demos"),
     ("train.init_adapter=/nonexistent/peft_adapter", "train.init_adapter"),
+    ("train.init_adapter=/nonexistent/adapter.gguf", "train.init_adapter"),
+    ("data.extra_demos=[/nonexistent/demos.jsonl]", "data.extra_demos"),
 ])
 def test_config_errors_name_the_key(demos_file, override, key):
     overrides = [f"data.demos={demos_file}", override]

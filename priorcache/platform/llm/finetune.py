@@ -32,7 +32,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.demos import DemoStep, load_demos
 from priorcache.platform.config import ConfigError, TrackingConfig, flatten, read_yaml_as_text
+from priorcache.platform.llm.backend import ModelFileError
 from priorcache.platform.llm.finetune_data import ActionExample, ExampleEncoder, batches, split_by_game, spread
+from priorcache.platform.llm.gguf_adapter import read_adapter_file
 from priorcache.platform.llm.prompts import available_prompts
 
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -40,6 +42,7 @@ LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 ADAPTER_GGUF = "adapter.gguf"
 PEFT_DIR = "peft_adapter"
 CHECKPOINT_DIR = "checkpoint"
+INIT_DIR = "init_adapter"
 SUMMARY = "finetune.json"
 
 
@@ -49,6 +52,12 @@ class DataSettings:
 
     demos: str = ".cache/demos/alfworld/demos.jsonl"
     """`demos.jsonl` written by `priorcache demos <domain>` (or its folder)."""
+    extra_demos: list[str] = field(default_factory=list)
+    """More demonstration files (or folders) trained on beside `demos`, e.g. the expert's labels
+    of the states the prior itself visits (`priorcache demos <domain> --learner`, DAgger). Their
+    steps on the games `demos` holds out are dropped, so held-out games stay unseen and the
+    held-out numbers stay those of `demos` alone; `only_won` does not apply to them (a learner's
+    lost episode carries the expert's labels all the same)."""
     heldout_fraction: float = 0.1
     """Fraction of the *games* held out for evaluation (never trained on)."""
     prompt: str = "textworld-v1"
@@ -102,9 +111,10 @@ class TrainSettings:
     heldout_loss_every: int = 50
     """Held-out loss every N steps (0 = only before and after training)."""
     init_adapter: str = ""
-    """A peft adapter folder (an earlier run's `peft_adapter` or `checkpoint`) to go on training
-    instead of a fresh LoRA; its rank and targets then win over `lora.*`. Keep `train.seed` and
-    `data.*` of that run, or held-out games leak into training."""
+    """An adapter to go on training instead of a fresh LoRA: a peft folder (an earlier run's
+    `peft_adapter` or `checkpoint`) or a GGUF LoRA file (`adapter.gguf`, a shipped adapter; it is
+    imported into `<output_dir>/init_adapter`). Its rank and targets then win over `lora.*`. Keep
+    `train.seed` and `data.*` of that run, or held-out games leak into training."""
 
 
 @dataclass
@@ -201,11 +211,24 @@ def _validate(cfg: FinetuneConfig) -> None:
             f"config key 'data.demos': {demos} does not exist; write it with `priorcache demos <domain>` "
             "(it lands in .cache/demos/<domain>/demos.jsonl)"
         )
-    if cfg.train.init_adapter and not (Path(cfg.train.init_adapter) / "adapter_config.json").is_file():
+    init = Path(cfg.train.init_adapter)
+    if cfg.train.init_adapter and init.suffix == ".gguf":
+        try:
+            read_adapter_file(init, key="train.init_adapter")
+        except ModelFileError as err:
+            raise ConfigError(str(err)) from None
+    elif cfg.train.init_adapter and not (init / "adapter_config.json").is_file():
         raise ConfigError(
-            f"config key 'train.init_adapter': {cfg.train.init_adapter} is not a peft adapter folder (no "
-            "adapter_config.json); give an earlier run's <output_dir>/peft_adapter or leave it empty"
+            f"config key 'train.init_adapter': {cfg.train.init_adapter} is neither a peft adapter folder (with "
+            "adapter_config.json) nor a GGUF adapter file; give an earlier run's <output_dir>/peft_adapter, an "
+            "adapter.gguf, or leave it empty"
         )
+    for extra in cfg.data.extra_demos:
+        if not (Path(extra).is_file() or (Path(extra) / "demos.jsonl").is_file()):
+            raise ConfigError(
+                f"config key 'data.extra_demos': {extra} does not exist; write it with "
+                "`priorcache demos <domain> --learner` (it lands in .cache/demos/<domain>-learner/)"
+            )
     if cfg.model_path and not Path(cfg.model_path).is_file():
         raise ConfigError(
             f"config key 'model_path': {cfg.model_path} does not exist; leave it empty for the Gemma 3 270M "
@@ -271,7 +294,7 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from priorcache.platform.llm.gguf_adapter import export_lora_gguf
+    from priorcache.platform.llm.gguf_adapter import export_lora_gguf, import_lora_gguf
     from priorcache.platform.llm.llama_tokens import LlamaTokenizer
     from priorcache.platform.llm.lora_model import load_gguf_model, target_logprobs
     from priorcache.platform.llm.model_files import cache_dir_from_env, resolve_model_path
@@ -287,6 +310,9 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
 
     steps = [s for s in load_demos(cfg.data.demos) if s.won or not cfg.data.only_won]
     train_steps, heldout_steps = split_by_game(steps, cfg.data.heldout_fraction, cfg.train.seed)
+    heldout_games = {s.game for s in heldout_steps}
+    extra = [s for path in cfg.data.extra_demos for s in load_demos(path)]
+    train_steps += [s for s in extra if s.game not in heldout_games]
     tokenizer = LlamaTokenizer(gguf)
     encoder = ExampleEncoder(load_prompt(cfg.data.prompt), tokenizer)
     train = [e for e in map(encoder.example, train_steps) if _length(e) <= cfg.data.max_tokens]
@@ -301,6 +327,8 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
     summary: dict[str, Any] = {
         "base_model": str(gguf), "demos": cfg.data.demos, "prompt": cfg.data.prompt,
         "games": {"train": len({s.game for s in train_steps}), "heldout": len({s.game for s in heldout_steps})},
+        "extra_steps": {"trained": len(train_steps) - (len(steps) - len(heldout_steps)),
+                        "dropped_heldout_games": sum(s.game in heldout_games for s in extra)},
         "examples": {"train": len(train), "heldout": len(heldout), "eval_steps": len(eval_steps),
                      "too_long": len(train_steps) + len(heldout_steps) - len(train) - len(heldout)},
     }
@@ -322,7 +350,10 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
         log(f"finetune: {gguf.name} loaded in transformers (fp32) in {summary['model_load_s']:.0f} s; training")
         lora = cfg.lora
         if cfg.train.init_adapter:
-            model = PeftModel.from_pretrained(model, cfg.train.init_adapter, is_trainable=True)
+            init = Path(cfg.train.init_adapter)
+            if init.suffix == ".gguf":
+                init = import_lora_gguf(init, gguf, out / INIT_DIR, dropout=lora.dropout)
+            model = PeftModel.from_pretrained(model, str(init), is_trainable=True)
             log(f"finetune: going on from the adapter in {cfg.train.init_adapter}")
         else:
             model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,

@@ -1,4 +1,4 @@
-"""LoRA adapters as GGUF files for llama.cpp: export a peft adapter folder, check an adapter file.
+"""LoRA adapters as GGUF files for llama.cpp: export a peft adapter folder, import one back, check a file.
 
 llama.cpp's layout (src/llama-adapter.cpp, convert_lora_to_gguf.py): `general.type = adapter`,
 `adapter.type = lora`, `adapter.lora.alpha`, and per adapted weight `<gguf name>.lora_a` with
@@ -7,7 +7,11 @@ shapes read reversed as ggml's, so llama.cpp sees a: [in, r] and b: [r, out] and
 W x + (alpha / r) * B A x -- peft's scaling without rsLoRA. Tensor names are those of the base
 GGUF, found with the gguf package's name map for its architecture.
 
-Reads and writes files only. Writing needs the `gguf` package (imported inside the export);
+`import_lora_gguf` is the export's inverse (float32 both ways, so a round trip is exact): it
+turns a shipped adapter back into a peft folder that fine-tuning can go on from
+(`train.init_adapter`).
+
+Reads and writes files only. Writing and importing need the `gguf` package (imported inside);
 checking a file reads its header only (`gguf_header.py`), fast and without it.
 """
 
@@ -94,26 +98,66 @@ def export_lora_gguf(peft_dir: Path, base_gguf: Path, out_path: Path) -> Adapter
     return read_adapter_file(out_path)
 
 
-def read_adapter_file(path: str | Path) -> AdapterFile:
-    """The header of a GGUF LoRA adapter; `ModelFileError` naming `prior.llm.adapter_path` if it is not one."""
+def import_lora_gguf(adapter_gguf: Path, base_gguf: Path, out_dir: Path, dropout: float = 0.0) -> Path:
+    """Write the GGUF LoRA adapter `adapter_gguf` (of `base_gguf`'s model) as a peft folder; returns it.
+
+    `dropout` is the LoRA dropout further training will use (GGUF files do not keep it)."""
+    import gguf
+    from peft import LoraConfig
+    from safetensors.numpy import save_file
+
+    adapter = read_adapter_file(adapter_gguf)
+    base = read_gguf_header(base_gguf)
+    arch = str(base.metadata["general.architecture"])
+    if adapter.architecture != arch:
+        raise ValueError(f"{adapter_gguf} adapts a {adapter.architecture} model, {base_gguf.name} is {arch}")
+    n_blocks = int(base.metadata[f"{arch}.block_count"])
+    arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    name_map = gguf.get_tensor_name_map(arch_enum, n_blocks)
+    # The name map goes from transformers' module names to GGUF's: invert it over the modules LoRA may adapt.
+    modules = {f"model.layers.{block}.{group}.{proj}": proj for block in range(n_blocks)
+               for group, projs in (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
+                                    ("mlp", ("gate_proj", "up_proj", "down_proj"))) for proj in projs}
+    module_of = {name_map.get_name(f"{module}.weight", try_suffixes=(".weight",)): module for module in modules}
+
+    weights, targets, ranks = {}, set(), set()
+    for tensor in gguf.GGUFReader(adapter_gguf).tensors:
+        target, part = tensor.name.rsplit(".lora_", 1)
+        if target not in module_of:
+            raise ValueError(f"{adapter_gguf}: {tensor.name} adapts no q/k/v/o/gate/up/down projection of {arch}")
+        module = module_of[target]
+        weights[f"base_model.model.{module}.lora_{part.upper()}.weight"] = tensor.data.astype("float32")
+        targets.add(modules[module])
+        ranks.add(tensor.data.shape[0] if part == "a" else tensor.data.shape[1])
+    if len(ranks) != 1:
+        raise ValueError(f"{adapter_gguf}: its LoRA pairs have ranks {sorted(ranks)}; peft needs one rank")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    LoraConfig(r=ranks.pop(), lora_alpha=adapter.alpha, lora_dropout=dropout,
+               target_modules=sorted(targets)).save_pretrained(str(out_dir))
+    save_file(weights, str(out_dir / PEFT_WEIGHTS))
+    return out_dir
+
+
+def read_adapter_file(path: str | Path, key: str = _KEY) -> AdapterFile:
+    """The header of a GGUF LoRA adapter; `ModelFileError` naming the config `key` if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(
-            f"config key '{_KEY}' is {str(path)!r}, which does not exist; give the adapter.gguf written by "
+            f"config key '{key}' is {str(path)!r}, which does not exist; give the adapter.gguf written by "
             "`priorcache prior finetune`, or leave the key empty for the base model"
         )
     try:
         header = read_gguf_header(path)
     except ValueError as err:
         raise ModelFileError(
-            f"config key '{_KEY}': {path} is not a GGUF LoRA adapter ({err}); give the adapter.gguf "
+            f"config key '{key}': {path} is not a GGUF LoRA adapter ({err}); give the adapter.gguf "
             "written by `priorcache prior finetune`"
         ) from err
     meta = header.metadata
     kinds = (meta.get("general.type"), meta.get("adapter.type"))
     if kinds != ("adapter", "lora") or "adapter.lora.alpha" not in meta:
         raise ModelFileError(
-            f"config key '{_KEY}': {path} is a GGUF of type {kinds[0]!r}/{kinds[1]!r}, not a LoRA adapter; "
+            f"config key '{key}': {path} is a GGUF of type {kinds[0]!r}/{kinds[1]!r}, not a LoRA adapter; "
             "a model file goes in 'prior.llm.model_path', an adapter.gguf from `priorcache prior finetune` here"
         )
     n_weights = sum(1 for name in header.tensors if name.endswith(".lora_a"))
