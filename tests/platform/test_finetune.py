@@ -16,7 +16,7 @@ import pytest
 from priorcache.demos import DemoStep
 from priorcache.platform.config import ConfigError, LLMConfig, load_config
 from priorcache.platform.llm.backend import ModelFileError
-from priorcache.platform.llm.finetune import load_finetune_config, run_finetune
+from priorcache.platform.llm.finetune import load_finetune_config, native_bf16, run_finetune
 from priorcache.platform.llm.finetune_data import split_by_game
 from priorcache.platform.llm.gguf_adapter import export_lora_gguf, import_lora_gguf, read_adapter_file
 from priorcache.platform.llm.llama_cpp_backend import LlamaCppBackend
@@ -222,3 +222,13 @@ def test_held_out_split_is_by_game():
     assert len(heldout) == 3 and len(train) == 6
     assert not {s.game for s in train} & {s.game for s in heldout}
     assert split_by_game(_demos(), 0.3, seed=0) == (train, heldout)
+
+
+def test_bf16_autocast_defaults_to_what_the_cpu_computes_natively(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert not native_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert native_bf16(cpuinfo)
+    assert not native_bf16(tmp_path / "absent")
+    assert load_finetune_config(None, ["data.demos=README.md"]).train.bf16 is None

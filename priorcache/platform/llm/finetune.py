@@ -104,8 +104,10 @@ class TrainSettings:
     step 10x slower than 1 (measured); use 2 only on a machine of its own."""
     seed: int = 0
     """Seed of the split, the batch order, LoRA's initialisation and dropout."""
-    bf16: bool = True
-    """bf16 autocast of the forward pass (LoRA weights and optimizer stay fp32); ~2x faster on CPUs with bf16."""
+    bf16: bool | None = None
+    """bf16 autocast of the forward pass (LoRA weights and optimizer stay fp32). None: on only when
+    the CPU computes bf16 natively (`native_bf16`); where it is emulated (no avx512_bf16 / amx_bf16),
+    a training step ran 3x slower than fp32 (measured on the 2-core VM, docs/prior.md)."""
     checkpoint_every: int = 25
     """Save the adapter every N steps into `<output_dir>/checkpoint` (0 = only at the end)."""
     heldout_loss_every: int = 50
@@ -271,6 +273,16 @@ def backend_agreement(gguf: Path, adapter: Path | None, encoder: ExampleEncoder,
         backend.close()
 
 
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU has bf16 instructions (x86 avx512_bf16 or amx_bf16; False where unknown)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
 def heldout_loss(model: Any, examples: Sequence[ActionExample], batch_size: int, bf16: bool) -> float:
     """Mean negative log-likelihood per action token on `examples` (no gradients)."""
     import torch
@@ -347,7 +359,10 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
         start = time.perf_counter()
         model = load_gguf_model(gguf)
         summary["model_load_s"] = round(time.perf_counter() - start, 1)
-        log(f"finetune: {gguf.name} loaded in transformers (fp32) in {summary['model_load_s']:.0f} s; training")
+        bf16 = native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
+        summary["bf16"] = bf16
+        log(f"finetune: {gguf.name} loaded in transformers (fp32) in {summary['model_load_s']:.0f} s; training "
+            f"with bf16 autocast {'on' if bf16 else 'off'}")
         lora = cfg.lora
         if cfg.train.init_adapter:
             init = Path(cfg.train.init_adapter)
@@ -360,7 +375,7 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
                                                      target_modules=list(lora.target_modules)))
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr)
-        losses = {"heldout_start": heldout_loss(model, heldout, cfg.train.batch_size, cfg.train.bf16)}
+        losses = {"heldout_start": heldout_loss(model, heldout, cfg.train.batch_size, bf16)}
         tracker.log_metrics({"heldout_loss": losses["heldout_start"]}, step=0)
 
         budget_s = 60 * cfg.train.time_budget_min or float("inf")
@@ -371,7 +386,7 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
         model.train()
         try:
             for step in range(1, cfg.train.max_steps + 1):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.bf16):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     logprobs = torch.cat(target_logprobs(model, [e.tokens for e in next(stream)]))
                 loss = -logprobs.float().mean()
                 loss.backward()
@@ -384,7 +399,7 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
                 metrics = {"train_loss": train_losses[-1], "train_elapsed_s": elapsed}
                 if cfg.train.heldout_loss_every and step % cfg.train.heldout_loss_every == 0:
                     model.eval()
-                    metrics["heldout_loss"] = heldout_loss(model, heldout, cfg.train.batch_size, cfg.train.bf16)
+                    metrics["heldout_loss"] = heldout_loss(model, heldout, cfg.train.batch_size, bf16)
                     model.train()
                 tracker.log_metrics(metrics, step=step)
                 if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
@@ -400,7 +415,7 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
             raise
         train_s = time.perf_counter() - start
         model.eval()
-        losses["heldout_end"] = heldout_loss(model, heldout, cfg.train.batch_size, cfg.train.bf16)
+        losses["heldout_end"] = heldout_loss(model, heldout, cfg.train.batch_size, bf16)
         tracker.log_metrics({"heldout_loss": losses["heldout_end"]}, step=len(train_losses))
         _save_adapter(model, out / PEFT_DIR, len(train_losses))
 
