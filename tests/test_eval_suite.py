@@ -40,6 +40,9 @@ def run_eval(*args: str) -> subprocess.CompletedProcess:
                           timeout=600, cwd=REPO, env=env)
 
 
+# 200 s in CI: the rows' real paths stay in the default suite (test_variant_and_sampled_rows_run_on_the_real_prior,
+# test_ppo_prior_trains_and_is_tracked_in_mlflow) and resuming is covered by the stand-in row tests below.
+@pytest.mark.slow
 def test_two_episode_suite_writes_the_table_and_resumes(tmp_path):
     suite = write_suite(tmp_path, ["ppo_prior", "direct_llm", "react", "random"])
     proc = run_eval(str(suite))

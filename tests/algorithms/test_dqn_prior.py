@@ -65,6 +65,8 @@ def tiny_game(tmp_path, algorithm: str, *extra: str):
     ])
 
 
+# 99 s in CI; the default suite keeps DQN-Prior's real run below (test_dqn_prior_asks_the_cached_prior_...).
+@pytest.mark.slow
 def test_q_learning_on_the_shared_learner_wins_a_tiny_game(ray_session, tmp_path):
     """The DQN-Prior learner with the prior switched off (`dqn`) must learn from reward alone.
 
