@@ -208,7 +208,7 @@ def _validate(cfg: FinetuneConfig) -> None:
             f"config key 'data.prompt' is {cfg.data.prompt!r}; choose one of {', '.join(available_prompts())}"
         )
     demos = Path(cfg.data.demos)
-    if not (demos.is_file() or (demos / "demos.jsonl").is_file()):
+    if not _demos_exist(demos):
         raise ConfigError(
             f"config key 'data.demos': {demos} does not exist; write it with `priorcache demos <domain>` "
             "(it lands in .cache/demos/<domain>/demos.jsonl)"
@@ -226,7 +226,7 @@ def _validate(cfg: FinetuneConfig) -> None:
             "adapter.gguf, or leave it empty"
         )
     for extra in cfg.data.extra_demos:
-        if not (Path(extra).is_file() or (Path(extra) / "demos.jsonl").is_file()):
+        if not _demos_exist(Path(extra)):
             raise ConfigError(
                 f"config key 'data.extra_demos': {extra} does not exist; write it with "
                 "`priorcache demos <domain> --learner` (it lands in .cache/demos/<domain>-learner/)"
@@ -271,6 +271,11 @@ def backend_agreement(gguf: Path, adapter: Path | None, encoder: ExampleEncoder,
         return expert_agreement(score, steps), backend.model_id
     finally:
         backend.close()
+
+
+def _demos_exist(path: Path) -> bool:
+    """A `demos.jsonl` file, or a dataset folder holding one."""
+    return path.is_file() or (path / "demos.jsonl").is_file()
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:

@@ -21,6 +21,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from priorcache.platform.llm.backend import ModelFileError
 from priorcache.platform.llm.gguf_header import read_gguf_header
@@ -54,11 +55,8 @@ def export_lora_gguf(peft_dir: Path, base_gguf: Path, out_path: Path) -> Adapter
         raise ValueError(f"{peft_dir}: rsLoRA, DoRA and per-module rank or alpha have no llama.cpp equivalent; "
                          "train a plain LoRA with one r and alpha")
     base = read_gguf_header(base_gguf)
-    arch = str(base.metadata["general.architecture"])
-    n_blocks = int(base.metadata[f"{arch}.block_count"])
+    arch, n_blocks, name_map = _tensor_names(base)
     base_shapes = base.tensors  # ggml order: (in, out)
-    arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
-    name_map = gguf.get_tensor_name_map(arch_enum, n_blocks)
 
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for name, array in load_file(str(peft_dir / PEFT_WEIGHTS)).items():
@@ -107,13 +105,9 @@ def import_lora_gguf(adapter_gguf: Path, base_gguf: Path, out_dir: Path, dropout
     from safetensors.numpy import save_file
 
     adapter = read_adapter_file(adapter_gguf)
-    base = read_gguf_header(base_gguf)
-    arch = str(base.metadata["general.architecture"])
+    arch, n_blocks, name_map = _tensor_names(read_gguf_header(base_gguf))
     if adapter.architecture != arch:
         raise ValueError(f"{adapter_gguf} adapts a {adapter.architecture} model, {base_gguf.name} is {arch}")
-    n_blocks = int(base.metadata[f"{arch}.block_count"])
-    arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
-    name_map = gguf.get_tensor_name_map(arch_enum, n_blocks)
     # The name map goes from transformers' module names to GGUF's: invert it over the modules LoRA may adapt.
     modules = {f"model.layers.{block}.{group}.{proj}": proj for block in range(n_blocks)
                for group, projs in (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
@@ -136,6 +130,16 @@ def import_lora_gguf(adapter_gguf: Path, base_gguf: Path, out_dir: Path, dropout
                target_modules=sorted(targets)).save_pretrained(str(out_dir))
     save_file(weights, str(out_dir / PEFT_WEIGHTS))
     return out_dir
+
+
+def _tensor_names(base: Any) -> tuple[str, int, Any]:
+    """(architecture, block count, the gguf package's transformers -> GGUF tensor-name map) of a base GGUF header."""
+    import gguf
+
+    arch = str(base.metadata["general.architecture"])
+    n_blocks = int(base.metadata[f"{arch}.block_count"])
+    arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    return arch, n_blocks, gguf.get_tensor_name_map(arch_enum, n_blocks)
 
 
 def read_adapter_file(path: str | Path, key: str = _KEY) -> AdapterFile:
