@@ -185,6 +185,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     from priorcache.platform.prior_client import cache_params, connect
 
     cache, pool = connect(cfg.prior)
+    served_by = ray.get(pool.info.remote())
     pool_before = ray.get(pool.stats.remote())
     env = make_env(env_config(cfg.env, cfg.prior, True, role="train"))
     meta = CacheMetaOptimizer(cfg.prior.cache.meta, cache_params(cfg.prior)) if cfg.prior.cache.meta.enabled else None
@@ -257,6 +258,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     stats = ray.get(cache.stats.remote())
     requests = len(latencies)
     return {
+        "prior_model": served_by["model_id"],
         **{k: pool_after[k] - pool_before[k] for k in ("llm_queries", "llm_proposals")},
         "prior_requests": requests,
         "cache_hit_rate": hits / requests if requests else 0.0,

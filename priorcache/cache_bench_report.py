@@ -89,6 +89,14 @@ def plot_bound(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def _model_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Which LLM (model id, with its LoRA adapter's digest) served each env's priors."""
+    models: dict[str, str] = {}
+    for r in rows:
+        models.setdefault(r["env"], r.get("prior_model", "not recorded (row measured before the field existed)"))
+    return ["Prior served by:", *(f"- {env}: `{model}`" for env, model in models.items())]
+
+
 def write_report(rows: list[dict[str, Any]], bench: Any, stem: Path) -> Path:
     """Write json/md/png next to each other; returns the markdown path."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +119,8 @@ def write_report(rows: list[dict[str, Any]], bench: Any, stem: Path) -> Path:
         f"`{stem.with_suffix('.json').name}`.",
         "",
         *_table(rows),
+        "",
+        *_model_lines(rows),
         "",
         PAPER_CLAIMS,
         "",
