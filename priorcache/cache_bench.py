@@ -185,9 +185,9 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     from priorcache.platform.prior_client import cache_params, connect
 
     cache, pool = connect(cfg.prior)
-    served_by = ray.get(pool.info.remote())
     pool_before = ray.get(pool.stats.remote())
     env = make_env(env_config(cfg.env, cfg.prior, True, role="train"))
+    client = env.get_wrapper_attr("prior_client")
     meta = CacheMetaOptimizer(cfg.prior.cache.meta, cache_params(cfg.prior)) if cfg.prior.cache.meta.enabled else None
     bound = KLBoundEstimator()
     latencies, kls, flips, returns, wins, windows, changes = [], [], [], [], [], [], []
@@ -248,7 +248,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
                     meta_s += time.perf_counter() - t0
                 windows[-1].update({"cache_threshold": (meta.params if meta else cache_params(cfg.prior)).threshold})
                 window = _Window()
-        late = env.get_wrapper_attr("prior_client").finish_audits(bench.audit_wait_s)
+        late = client.finish_audits(bench.audit_wait_s)
         kls.extend(a.kl for a in late)
         flips.extend(float(a.flip) for a in late)
     finally:
@@ -258,7 +258,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     stats = ray.get(cache.stats.remote())
     requests = len(latencies)
     return {
-        "prior_model": served_by["model_id"],
+        "prior_model": client.guard_ids[0],
         **{k: pool_after[k] - pool_before[k] for k in ("llm_queries", "llm_proposals")},
         "prior_requests": requests,
         "cache_hit_rate": hits / requests if requests else 0.0,
