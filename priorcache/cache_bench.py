@@ -38,6 +38,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from priorcache.envs.expert_agreement import ExpertAgreement
+from priorcache.envs.experts import FOLLOWING_EXPERTS
 from priorcache.platform.config import ConfigError, ExperimentConfig, load_config
 from priorcache.platform.prior_client import HIT_SOURCES
 from priorcache.progress import Progress
@@ -188,6 +190,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     pool_before = ray.get(pool.stats.remote())
     env = make_env(env_config(cfg.env, cfg.prior, True, role="train"))
     client = env.get_wrapper_attr("prior_client")
+    expert = ExpertAgreement(cfg.env.name) if cfg.env.name in FOLLOWING_EXPERTS else None
     meta = CacheMetaOptimizer(cfg.prior.cache.meta, cache_params(cfg.prior)) if cfg.prior.cache.meta.enabled else None
     bound = KLBoundEstimator()
     latencies, kls, flips, returns, wins, windows, changes = [], [], [], [], [], [], []
@@ -200,12 +203,20 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
     try:
         obs, info = env.reset(seed=bench.seed)
         _record(info, window, latencies, kls, flips)
+        if expert is not None:
+            expert.reset(env, info, bench.seed)
         rng = np.random.default_rng(bench.seed)
         episode_return = 0.0
         for step in range(1, bench.steps + 1):
             k = int(obs["action_mask"].sum())
+            candidates = env.get_wrapper_attr("candidates")
+            if expert is not None:
+                expert.observe(candidates, obs["prior_logp"], info)
             prior = np.exp(obs["prior_logp"][:k].astype(np.float64))
-            obs, reward, terminated, truncated, info = env.step(int(rng.choice(k, p=prior / prior.sum())))
+            action = int(rng.choice(k, p=prior / prior.sum()))
+            if expert is not None:
+                expert.played(candidates[action])
+            obs, reward, terminated, truncated, info = env.step(action)
             episode_return += float(reward)
             _record(info, window, latencies, kls, flips)
             progress(step, f"{len(latencies)} prior requests")
@@ -216,6 +227,8 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
                 episode += 1
                 obs, info = env.reset(seed=bench.seed + episode)
                 _record(info, window, latencies, kls, flips)
+                if expert is not None:
+                    expert.reset(env, info, bench.seed + episode)
                 rng = np.random.default_rng(bench.seed + episode)
                 episode_return = 0.0
             if step % bench.window == 0 or step == bench.steps:
@@ -253,6 +266,8 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
         flips.extend(float(a.flip) for a in late)
     finally:
         env.close()
+        if expert is not None:
+            expert.close()
     wall_s = time.perf_counter() - started
     pool_after = ray.get(pool.stats.remote())
     stats = ray.get(cache.stats.remote())
@@ -273,6 +288,8 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
         "remapped_hits": int(stats["remapped_hits"]),
         "episode_return_mean": float(np.mean(returns)) if returns else None,
         "success_rate": float(np.mean(wins)) if wins else None,
+        "expert_agreement": None if expert is None else expert.rate,
+        "expert_labels": 0 if expert is None else expert.labelled,
         "episodes": len(returns),
         "env_steps": bench.steps,
         "wall_time_s": wall_s,
@@ -337,6 +354,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         row["latency_p95_reduction"] = _ratio(base["prior_latency_ms_p95"], row["prior_latency_ms_p95"])
         row["return_retention"] = _retention(base["episode_return_mean"], row["episode_return_mean"])
         row["success_retention"] = _retention(base["success_rate"], row["success_rate"])
+        row["expert_agreement_retention"] = _retention(base.get("expert_agreement"), row.get("expert_agreement"))
 
 
 def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool = False) -> Path:

@@ -2,7 +2,7 @@
 
 The JSON is a list with one object per (env, policy) holding DESIGN.md's metric names plus
 the ratios against uncached; the markdown puts every saving beside its prior-quality cost
-(audited KL, argmax flips, return and success retention) and names the command that made
+(audited KL, argmax flips, return, success and expert-agreement retention) and names the command that made
 it; the plot shows, per adaptive window, the measured KL per hit under the bound.
 """
 
@@ -23,8 +23,8 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| env | policy | LLM queries | fewer queries | proposals | hit rate | prior p50 (ms) | p50 faster "
-        "| p95 faster | audited KL/hit (nats) | argmax flips | audits | return (retention) | success (retention) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p95 faster | audited KL/hit (nats) | argmax flips | audits | return (retention) | success (retention) | expert agreement (retention) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         policy = r["policy"] + (f" ({r['static_choice']})" if "static_choice" in r else "")
@@ -35,7 +35,8 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(r['latency_p95_reduction'], '.1f', 'x')} | {_fmt(r['prior_kl_audit'], '.4f')} | "
             f"{_fmt(r['argmax_flip_rate'], '.0%')} | {r['audits']} | "
             f"{_fmt(r['episode_return_mean'], '.2f')} ({_fmt(r['return_retention'], '.0%')}) | "
-            f"{_fmt(r['success_rate'], '.2f')} ({_fmt(r['success_retention'], '.0%')}) |"
+            f"{_fmt(r['success_rate'], '.2f')} ({_fmt(r['success_retention'], '.0%')}) | "
+            f"{_fmt(r.get('expert_agreement'), '.1%')} ({_fmt(r.get('expert_agreement_retention'), '.0%')}) |"
         )
     return lines
 
@@ -115,7 +116,11 @@ def write_report(rows: list[dict[str, Any]], bench: Any, stem: Path) -> Path:
         "what its return measures. Ratios are against `uncached` on the same env; `static` repeats "
         "the static threshold with the most saving within the KL budget. `proposals`: LLM generations of "
         "open-action arguments (WebShop's search queries), cached by exact match and not in `LLM queries`; "
-        "n/a for rows measured before proposals existed. Raw rows: "
+        "n/a for rows measured before proposals existed. `expert agreement`: share of the agent's states "
+        "where the served prior's most likely command is the one the domain's expert would play there "
+        "(ALFWorld's handcoded expert, replanning along the agent's path), the prior's information "
+        "measured on every step where success is too rare to compare; n/a where no such expert exists "
+        "or the row predates the field. Raw rows: "
         f"`{stem.with_suffix('.json').name}`.",
         "",
         *_table(rows),

@@ -23,7 +23,7 @@ the expert then follows the played command (`follow`). The learner built in is t
 agent of the config's prior (`GreedyPriorLearner`), so fine-tuning on these steps teaches the
 prior to recover from its own mistakes, the states expert-only demonstrations never show. Every
 episode is kept: its labels are good whether the rollout was won or not. Only experts that can
-follow another player's commands do this (`LEARNER_DOMAINS`).
+follow another player's commands do this (`FOLLOWING_EXPERTS`).
 
 Files are written to temporary names and renamed into place, `demos.jsonl` first and the cards
 last, after any old card was removed: an interrupted run leaves either the previous complete
@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from priorcache.envs.experts import Expert, Info, Observation, expert_for
+from priorcache.envs.experts import FOLLOWING_EXPERTS, MAX_SKIPS_IN_A_ROW, Expert, Info, Observation, expert_for
 from priorcache.envs.registry import make_text_env
 from priorcache.platform.config import ConfigError, ExperimentConfig, LLMConfig, load_config, to_dict
 
@@ -71,10 +71,6 @@ BABYAI_EPISODES = 100
 """Default BabyAI episodes (levels are drawn from seeds, so there is no natural count)."""
 WEBSHOP_EPISODES = 300
 """Default WebShop episodes (goals are drawn from seeds; the train split has 327 products)."""
-MAX_SKIPS_IN_A_ROW = 10
-"""More skipped commands in a row than this end the episode (an expert stuck on them)."""
-LEARNER_DOMAINS = ("alfworld",)
-"""Env families whose expert can label states off its own path (`Expert.follow`)."""
 LEARNER_BETA = 0.5
 """Default share of expert steps in a learner rollout: half the steps keep the episode moving
 towards the goal, so the learner's mistakes are seen at every stage of the task, not only the first."""
@@ -294,10 +290,10 @@ def collect_demos(
 
 
 def _check_learner(env_name: str, beta: float) -> None:
-    if env_name not in LEARNER_DOMAINS:
+    if env_name not in FOLLOWING_EXPERTS:
         raise ConfigError(
             f"demos --learner: the {env_name} expert plays its own path and cannot label the states "
-            f"another policy visits; --learner works for {', '.join(LEARNER_DOMAINS)}"
+            f"another policy visits; --learner works for {', '.join(FOLLOWING_EXPERTS)}"
         )
     if not 0.0 <= beta < 1.0:
         raise ConfigError(f"demos --beta is {beta}; give the expert's share of the steps, 0 <= beta < 1")

@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 Observation = dict[str, Any]
 Info = dict[str, Any]
 
+FOLLOWING_EXPERTS = ("alfworld",)
+"""Env families whose expert can label states off its own path (`follow`)."""
+MAX_SKIPS_IN_A_ROW = 10
+"""Callers stop asking an expert after this many skipped commands in a row (an expert stuck on them)."""
+
 
 class Expert(Protocol):
     """A scripted player: `reset` once per episode, then `act` once per step."""
