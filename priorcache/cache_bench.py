@@ -3,6 +3,7 @@
 How to run:
     .venv/bin/priorcache bench cache-policies                     # benchmarks/cache_policies.yaml
     .venv/bin/priorcache bench cache-policies --envs textworld --steps 100
+    .venv/bin/priorcache bench cache-policies --envs alfworld --policies adaptive,per-entry  # beside another
 
 For each environment and each policy (uncached, exact-match LRU, static semantic thresholds,
 adaptive, per-entry, ...) one agent plays the same episodes (same seeds, same env-step budget)
@@ -18,7 +19,9 @@ Writes `<output>.json` (one object per (env, policy), DESIGN.md metric names), `
 Each finished cell is also appended to `<output>.cells.jsonl` at once, so an interrupted or
 crashed benchmark loses only the cell it was in: run the same command again and the cells
 recorded with the same settings are kept, not re-run (`--fresh` runs them all again). The
-file is removed once the report is written.
+file is removed once the report is written. `--policies a,b` runs only those cells and records
+them without a report, so a second invocation can take some policies on other cores; the
+first one reads the file before each cell and keeps what the second recorded.
 
 Results to expect: see docs/results/cache.md.
 """
@@ -137,17 +140,22 @@ class CellLog:
 
     def __init__(self, output: str | Path, fresh: bool) -> None:
         self.path = Path(output).with_suffix(".cells.jsonl")
-        self.rows: dict[str, dict[str, Any]] = {}
-        if self.path.is_file() and not fresh:
+        if self.path.is_file() and fresh:
+            self.path.unlink()
+        elif self.path.is_file():
             text = self.path.read_text()
             if not text.endswith("\n"):  # a kill mid-write cut the last line: drop it, run that cell again
-                text = text[: text.rfind("\n") + 1]
-                self.path.write_text(text)
-            for line in text.splitlines():
+                self.path.write_text(text[: text.rfind("\n") + 1])
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the rows again: another invocation (`--policies`) may have added some meanwhile."""
+        text = self.path.read_text() if self.path.is_file() else ""
+        for line in text.splitlines(keepends=True):
+            if line.endswith("\n"):  # a line still being written by another invocation is not a row yet
                 record = json.loads(line)
                 self.rows[record["fingerprint"]] = record["row"]
-        elif self.path.is_file():
-            self.path.unlink()
 
     def append(self, fingerprint: str, row: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,12 +365,16 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         row["expert_agreement_retention"] = _retention(base.get("expert_agreement"), row.get("expert_agreement"))
 
 
-def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool = False) -> Path:
+def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool = False,
+              only: list[str] | None = None) -> Path | None:
     """Run every cell, write json/md/png; returns the markdown path.
 
     All policies of one env run in one invocation, side by side. Rows of envs this invocation
     did not run (`--envs`) are kept from the existing JSON, each with the command that made it.
-    Cells an interrupted invocation finished with the same settings are kept (unless `fresh`).
+    Cells an interrupted invocation finished with the same settings are kept (unless `fresh`),
+    and so are cells another invocation records while this one runs. With `only` (policy
+    names) just those cells run and are recorded, no report is written (returns None): a
+    second invocation can run some policies beside the first one, on other cores.
     """
     from priorcache.cache_bench_report import write_report
     from priorcache.experiment import init_ray, preflight
@@ -377,11 +389,14 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool
             resolved[(env_name, policy)] = replace(cells[(env_name, policy)], env=env_cfg)
     log = CellLog(bench.output, fresh)
     fingerprints = {cell: cell_fingerprint(bench, base_dir, *cell) for cell in resolved}
+    if only:
+        resolved = {cell: cfg for cell, cfg in resolved.items() if cell[1] in only}
     if any(fingerprints[cell] not in log.rows for cell in resolved):
         init_ray(resolved[next(iter(resolved))].ray)
         register()
     rows: list[dict[str, Any]] = []
     for (env_name, policy), cfg in resolved.items():
+        log.refresh()
         kept = log.rows.get(fingerprints[(env_name, policy)])
         if kept is not None:
             print(f"[{env_name} / {policy}] kept from an interrupted run ({log.path})", flush=True)
@@ -394,6 +409,10 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool
               f"hit rate {row['cache_hit_rate']:.1%}, prior p50 {row['prior_latency_ms_p50']:.1f} ms, "
               f"{row['wall_time_s']:.0f} s", flush=True)
         rows.append(row)
+    if only:
+        print(f"cells of {', '.join(only)} recorded in {log.path}; the same command without --policies "
+              "writes the report", flush=True)
+        return None
     kl_budget = next(iter(resolved.values())).prior.cache.meta.kl_budget
     table: list[dict[str, Any]] = []
     for env_name in bench.envs:
@@ -410,8 +429,12 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool
     return report
 
 
-def main_cli(config: str, envs: list[str], steps: int | None, fresh: bool = False) -> Path:
+def main_cli(config: str, envs: list[str], steps: int | None, fresh: bool = False,
+             policies: list[str] | None = None) -> Path | None:
     """What `priorcache bench cache-policies` runs."""
     bench, base_dir = load_bench(config, envs, steps)
+    unknown = [name for name in policies or [] if name not in bench.policies]
+    if unknown:
+        raise ConfigError(f"--policies: {unknown} not in {config}; choose from {', '.join(bench.policies)}")
     command = " ".join(["priorcache bench cache-policies", *(a for a in sys.argv[3:] if a != "--fresh")])
-    return run_bench(bench, base_dir, command, fresh)
+    return run_bench(bench, base_dir, command, fresh, policies)

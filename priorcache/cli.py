@@ -6,7 +6,7 @@
     priorcache eval SUITE [--domains ..] [--agents ..] [--fresh] [--render-only]
                                              every agent on every domain -> results table
     priorcache sweep SWEEP [--dry-run]       Ray Tune over cache policies, nested MLflow runs -> table
-    priorcache bench cache-policies [--config F] [--envs ..] [--steps N] [--fresh]
+    priorcache bench cache-policies [--config F] [--envs ..] [--steps N] [--fresh] [--policies ..]
                                              every cache policy on the same env steps -> ratio table
     priorcache ui [--port N]                 MLflow UI on the project's run store
     priorcache demos DOMAIN|CONFIG [--out DIR] [--episodes N] [--keep-lost] [--learner [--beta B]] [key=value ...]
@@ -125,11 +125,12 @@ def _bench(args: argparse.Namespace) -> int:
     from priorcache.cache_bench import main_cli
 
     try:
-        md_path = main_cli(args.config, args.envs, args.steps, args.fresh)
+        md_path = main_cli(args.config, args.envs, args.steps, args.fresh, args.policies)
     except _input_errors() as err:
         print(f"priorcache: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    print(f"cache benchmark: {md_path} (rows in {md_path.with_suffix('.json')}, plot {md_path.with_suffix('.png')})")
+    if md_path is not None:
+        print(f"cache benchmark: {md_path} (rows in {md_path.with_suffix('.json')}, plot {md_path.with_suffix('.png')})")
     return 0
 
 
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     policies.add_argument("--steps", type=int, default=None, help="env steps per (env, policy)")
     policies.add_argument("--fresh", action="store_true",
                           help="run every cell again, even those an interrupted run recorded")
+    policies.add_argument("--policies", type=lambda s: s.split(","), default=None,
+                          help="run only these policies' cells and record them, without a report "
+                               "(to run some beside another invocation)")
     policies.set_defaults(func=_bench)
     demos = sub.add_parser("demos", help="record expert demonstrations on a domain's training games")
     demos.add_argument("target", help="alfworld, textworld, twsuite, babyai, or an experiment YAML")

@@ -168,3 +168,37 @@ def test_changed_settings_or_fresh_run_the_recorded_cells_again(tmp_path):
     again.append("next", {"policy": "exact"})
     assert set(CellLog(bench.output, fresh=False).rows) == {cell_fingerprint(bench, base, "textworld", "uncached"), "next"}
     assert CellLog(bench.output, fresh=True).rows == {} and not log.path.exists()
+
+
+def test_a_second_invocation_runs_some_policies_and_the_first_keeps_them(ray_session, tmp_path, monkeypatch):
+    import priorcache.cache_bench as cache_bench
+
+    policies = {"uncached": {"prior.cache.mode": "off"}, "exact": {"prior.cache.mode": "exact"}}
+    bench, base = load_bench(write_bench(tmp_path, policies), [], None)
+    real_run_cell, played = cache_bench.run_cell, []
+    monkeypatch.setattr(cache_bench, "run_cell", lambda cfg, bench, label: played.append(label) or real_run_cell(cfg, bench, label))
+    assert run_bench(bench, base, "pytest --policies exact", only=["exact"]) is None
+    assert played == ["[textworld / exact]"] and not (tmp_path / "cache.json").exists()
+    played.clear()
+    md = run_bench(bench, base, "pytest")
+    assert played == ["[textworld / uncached]"] and md.is_file()
+    rows = {r["policy"]: r for r in json.loads((tmp_path / "cache.json").read_text())}
+    assert rows["exact"]["command"] == "pytest --policies exact" and rows["exact"]["query_reduction"] is not None
+
+
+def test_the_cell_log_reads_rows_another_invocation_adds_but_not_a_line_in_progress(tmp_path):
+    from priorcache.cache_bench import CellLog
+
+    first, second = CellLog(tmp_path / "cache", fresh=False), CellLog(tmp_path / "cache", fresh=False)
+    second.append("a", {"policy": "exact"})
+    with second.path.open("a") as out:
+        out.write('{"fingerprint": "b", "row"')
+    first.refresh()
+    assert set(first.rows) == {"a"} and second.path.read_text().endswith('"row"')
+
+
+def test_unknown_policies_are_named(tmp_path):
+    from priorcache.cache_bench import main_cli
+
+    with pytest.raises(ConfigError, match=r"--policies: \['nope'\].*uncached"):
+        main_cli(str(write_bench(tmp_path, {"uncached": {"prior.cache.mode": "off"}})), [], None, policies=["nope"])
