@@ -399,7 +399,7 @@ def run_bench(bench: CacheBenchConfig, base_dir: Path, command: str, fresh: bool
         log.refresh()
         kept = log.rows.get(fingerprints[(env_name, policy)])
         if kept is not None:
-            print(f"[{env_name} / {policy}] kept from an interrupted run ({log.path})", flush=True)
+            print(f"[{env_name} / {policy}] recorded earlier, kept ({log.path})", flush=True)
             rows.append(kept)
             continue
         print(f"[{env_name} / {policy}] {bench.steps} env steps ...", flush=True)
