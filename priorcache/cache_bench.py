@@ -436,5 +436,8 @@ def main_cli(config: str, envs: list[str], steps: int | None, fresh: bool = Fals
     unknown = [name for name in policies or [] if name not in bench.policies]
     if unknown:
         raise ConfigError(f"--policies: {unknown} not in {config}; choose from {', '.join(bench.policies)}")
+    if policies and fresh:
+        raise ConfigError("--fresh with --policies would delete the cells other invocations recorded; "
+                          "use --fresh on the full command only")
     command = " ".join(["priorcache bench cache-policies", *(a for a in sys.argv[3:] if a != "--fresh")])
     return run_bench(bench, base_dir, command, fresh, policies)

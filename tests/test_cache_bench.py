@@ -202,3 +202,5 @@ def test_unknown_policies_are_named(tmp_path):
 
     with pytest.raises(ConfigError, match=r"--policies: \['nope'\].*uncached"):
         main_cli(str(write_bench(tmp_path, {"uncached": {"prior.cache.mode": "off"}})), [], None, policies=["nope"])
+    with pytest.raises(ConfigError, match="--fresh with --policies"):
+        main_cli(str(tmp_path / "bench.yaml"), [], None, fresh=True, policies=["uncached"])
