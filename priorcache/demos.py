@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from priorcache.envs.experts import FOLLOWING_EXPERTS, MAX_SKIPS_IN_A_ROW, Expert, Info, Observation, expert_for
+from priorcache.envs.experts import FOLLOWING_EXPERTS, Expert, Info, Observation, expert_for, playable_command
 from priorcache.envs.registry import make_text_env
 from priorcache.platform.config import ConfigError, ExperimentConfig, LLMConfig, load_config, to_dict
 
@@ -328,17 +328,12 @@ def _play_episode(
     """Let `expert` (reset already) play the episode `env` has just reset to, from `obs`/`info`;
     with a `learner`, the learner plays a step with probability 1 - `beta` (drawn from `rng`)."""
     played = _Episode()
-    skips_in_a_row = 0
     while True:
-        command = expert.act(obs, info)
+        command, skipped = playable_command(expert, obs, info)
+        played.skipped += skipped
         if command not in obs["candidates"]:
-            if skips_in_a_row < MAX_SKIPS_IN_A_ROW and expert.skip():
-                played.skipped.append(command)
-                skips_in_a_row += 1
-                continue
             played.inadmissible = command
             return played
-        skips_in_a_row = 0
         candidates = tuple(obs["candidates"])
         played.steps.append((obs["state"], candidates, command))
         choice = command

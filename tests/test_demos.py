@@ -13,7 +13,7 @@ from priorcache import demos
 from priorcache.cli import main
 from priorcache.demos import DemoFileError, load_demos, resolve_target, run_demos
 from priorcache.envs.alfworld_env import alfworld_data_dir
-from priorcache.envs.experts import BabyAIExpert
+from priorcache.envs.experts import MAX_SKIPS_IN_A_ROW, BabyAIExpert
 from priorcache.envs.registry import make_text_env
 from priorcache.platform.config import load_config
 
@@ -119,7 +119,7 @@ def test_skippable_commands_are_counted_and_never_recorded(tmp_path, monkeypatch
     assert "wait" not in {s.action for s in load_demos(tmp_path / "hesitant")}
     monkeypatch.setattr(demos, "expert_for", lambda name: Hesitant(stubborn=True))
     _, card = run_demos("babyai", [], out=tmp_path / "stubborn", episodes=1, progress=False)
-    assert card.skipped == demos.MAX_SKIPS_IN_A_ROW and card.inadmissible_commands == {"wait": 1}
+    assert card.skipped == MAX_SKIPS_IN_A_ROW and card.inadmissible_commands == {"wait": 1}
     assert card.episodes_won == card.steps == 0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from priorcache.envs.experts import FOLLOWING_EXPERTS, MAX_SKIPS_IN_A_ROW, expert_for
+from priorcache.envs.experts import FOLLOWING_EXPERTS, expert_for, playable_command
 
 
 class ExpertAgreement:
@@ -56,10 +56,7 @@ class ExpertAgreement:
         """Label the current state, whose candidates and served prior (over them) are given."""
         if self._lost:
             return
-        for _ in range(MAX_SKIPS_IN_A_ROW + 1):
-            command = self._expert.act({"candidates": candidates}, info)
-            if command in candidates or not self._expert.skip():
-                break
+        command, _ = playable_command(self._expert, {"candidates": candidates}, info)
         if command not in candidates:
             self._lost = True
             self.unlabelled_episodes += 1

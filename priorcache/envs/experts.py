@@ -50,7 +50,7 @@ Info = dict[str, Any]
 FOLLOWING_EXPERTS = ("alfworld",)
 """Env families whose expert can label states off its own path (`follow`)."""
 MAX_SKIPS_IN_A_ROW = 10
-"""Callers stop asking an expert after this many skipped commands in a row (an expert stuck on them)."""
+"""`playable_command` gives up after this many skipped commands in a row (an expert stuck on them)."""
 
 
 class Expert(Protocol):
@@ -253,6 +253,18 @@ _EXPERTS: dict[str, type] = {
     "babyai": BabyAIExpert,
     "webshop": WebShopExpert,
 }
+
+
+def playable_command(expert: Expert, obs: Observation, info: Info) -> tuple[str, list[str]]:
+    """The expert's next command, after it skipped at most `MAX_SKIPS_IN_A_ROW` commands that
+    are not among `obs["candidates"]` but change nothing; returns it and the skipped ones.
+    A returned command that is not a candidate means the expert cannot go on."""
+    skipped: list[str] = []
+    command = expert.act(obs, info)
+    while command not in obs["candidates"] and len(skipped) < MAX_SKIPS_IN_A_ROW and expert.skip():
+        skipped.append(command)
+        command = expert.act(obs, info)
+    return command, skipped
 
 
 def expert_for(env_name: str) -> Expert:
