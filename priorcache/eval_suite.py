@@ -10,7 +10,9 @@ budget overrides, and agents:
 - Evaluation-only agents play the same held-out episodes: `direct_llm` (argmax of the
   prior, no RL), `react` (thought, then action scoring, same LLM, `baselines/react.py`),
   `rule` (WebShop's rule baseline, `baselines/webshop_rule.py`; WebShop domains only) and
-  `random`. `sampled_llm` samples the prior instead of taking its argmax. Each is logged as
+  `random`. `sampled_llm` samples the prior instead of taking its argmax;
+  `direct_llm_no_repeat` takes the argmax among the commands it has not yet played from the
+  same observation this episode (it breaks the cycles a greedy agent falls into). Each is logged as
   its own MLflow run too. On the continuous envs only `random` (uniform actions) applies.
 
 A domain may list its own `agents` (e.g. `rule` only where it applies); otherwise it runs
@@ -67,7 +69,7 @@ RL_AGENTS: dict[str, tuple[str, ...]] = {
 """RL agents and the overrides that make them from a domain's experiment."""
 CACHED_AGENTS = ("ppo_prior", "sac_prior")
 """Agents whose `<agent>_uncached` row the savings table compares them with."""
-EVAL_AGENTS = ("direct_llm", "sampled_llm", "react", "rule", "random")
+EVAL_AGENTS = ("direct_llm", "direct_llm_no_repeat", "sampled_llm", "react", "rule", "random")
 """Agents that only evaluate."""
 AGENTS = (*RL_AGENTS, *EVAL_AGENTS)
 
@@ -212,7 +214,7 @@ def _rl_row(cfg: ExperimentConfig, domain: str, agent: str) -> dict[str, Any]:
 
 def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_tokens: int) -> dict[str, Any]:
     from priorcache.envs.registry import env_config, make_env, make_text_env, register
-    from priorcache.evaluation import direct_llm_policy, evaluate, prior_policy, random_policy
+    from priorcache.evaluation import NoRepeatDirectLLM, direct_llm_policy, evaluate, prior_policy, random_policy
     from priorcache.experiment import init_ray, preflight
     from priorcache.platform.prior_client import connect
     from priorcache.platform.tracking import RunTracker
@@ -256,7 +258,8 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
             result = play(env, continuous_random_policy(env.action_space))
             metrics = {"llm_queries": 0.0}
         else:
-            policy = {"direct_llm": direct_llm_policy, "sampled_llm": prior_policy}.get(kind, random_policy)
+            policy = {"direct_llm": direct_llm_policy, "direct_llm_no_repeat": NoRepeatDirectLLM(),
+                      "sampled_llm": prior_policy}.get(kind, random_policy)
             use_prior = policy is not random_policy
             pool = connect(cfg.prior)[1] if use_prior else None
             result = play(make_env(env_config(cfg.env, cfg.prior, use_prior, role="eval")), policy)

@@ -3,7 +3,8 @@
 A policy maps one observation of `PriorFeaturesWrapper` to an action slot. Built in: the
 trained RLModule (sampling its posterior, or greedy), the LLM prior alone (sampling
 p_LLM(a|s): what the prior knows before any RL), the Direct-LLM agent (argmax of the prior,
-no RL) and the uniform random policy over the admissible commands (the baseline every
+no RL), its no-repeat variant (`NoRepeatDirectLLM`: the argmax among the commands not yet
+played from the same observation this episode) and the uniform random policy over the admissible commands (the baseline every
 result is shown beside). Text-reading agents (ReAct, `baselines/react.py`) follow the same
 `(obs, rng) -> slot` convention on the unwrapped text env. On the continuous envs
 (`ContinuousPriorWrapper` observations) a policy returns a Box action: the trained SAC
@@ -61,6 +62,34 @@ def direct_llm_policy(obs: dict[str, np.ndarray], rng: np.random.Generator) -> i
     return int(real[np.argmax(obs["prior_logp"][real])])
 
 
+class NoRepeatDirectLLM:
+    """Direct-LLM that never replays a command from an observation it has seen this episode.
+
+    A greedy agent on a deterministic env repeats itself forever once an observation recurs
+    (most lost greedy ALFWorld episodes end in such a cycle, `docs/prior.md`). This agent
+    takes the prior's top command among those it has not yet played from the same
+    observation (the same state embedding and candidates); when it has played them all, it
+    takes the top one among the least played. Without repeats it acts exactly as
+    `direct_llm_policy`. `evaluate` calls `start_episode` before each episode.
+    """
+
+    def __init__(self) -> None:
+        self._played: dict[bytes, np.ndarray] = {}
+
+    def start_episode(self) -> None:
+        """Forget the previous episode's observations."""
+        self._played.clear()
+
+    def __call__(self, obs: dict[str, np.ndarray], rng: np.random.Generator) -> int:
+        real = np.flatnonzero(obs["action_mask"] > 0.5)
+        key = obs["state"].tobytes() + obs["actions"][real].tobytes()
+        counts = self._played.setdefault(key, np.zeros(len(real), np.int64))
+        fewest = np.flatnonzero(counts == counts.min())
+        choice = fewest[np.argmax(obs["prior_logp"][real[fewest]])]
+        counts[choice] += 1
+        return int(real[choice])
+
+
 def module_policy(module: Any, greedy: bool) -> Policy:
     """Act with an RLModule's inference pass: sample its action distribution or take argmax."""
 
@@ -102,11 +131,16 @@ def continuous_random_policy(action_space: gym.spaces.Box) -> Policy:
 def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int, label: str = "evaluation") -> EvalResult:
     """Play `episodes` episodes with seeds seed, seed+1, ...; success = last `info["won"]` or `info["success"]`.
 
-    While it takes long (LLM-bound policies), a progress line named `label` every 30 s.
+    While it takes long (LLM-bound policies), a progress line named `label` every 30 s. A
+    policy with a `start_episode()` method (one that remembers within an episode) is told
+    when each episode begins.
     """
     returns, lengths, wins = [], [], []
     progress = Progress(label, episodes, "episodes")
+    start_episode = getattr(policy, "start_episode", None)
     for episode in range(episodes):
+        if start_episode is not None:
+            start_episode()
         rng = np.random.default_rng(seed + episode)
         obs, info = env.reset(seed=seed + episode)
         total, steps, done = 0.0, 0, False

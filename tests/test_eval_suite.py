@@ -203,8 +203,8 @@ def test_variants_add_their_overrides_and_unknown_variants_are_refused(tmp_path)
 
 
 def test_variant_and_sampled_rows_run_on_the_real_prior(tmp_path):
-    """`direct_llm@pmi` and `sampled_llm` end to end: own rows, own MLflow runs, real LLM queries."""
-    path = write_suite(tmp_path, ["sampled_llm", "direct_llm@pmi"])
+    """`direct_llm@pmi`, `sampled_llm`, `direct_llm_no_repeat` end to end: own rows, own MLflow runs, real LLM queries."""
+    path = write_suite(tmp_path, ["sampled_llm", "direct_llm@pmi", "direct_llm_no_repeat"])
     data = yaml.safe_load(path.read_text())
     data["variants"] = {"pmi": ["prior.llm.scoring=pmi"]}
     path.write_text(yaml.safe_dump(data))
@@ -212,7 +212,7 @@ def test_variant_and_sampled_rows_run_on_the_real_prior(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "results" / "text.csv", newline="") as f:
         rows = {r["agent"]: r for r in csv.DictReader(f)}
-    assert list(rows) == ["sampled_llm", "direct_llm@pmi"]
+    assert list(rows) == ["sampled_llm", "direct_llm@pmi", "direct_llm_no_repeat"]
     for row in rows.values():
         assert row["episodes"] == "2.0" and float(row["llm_queries"]) > 0 and row["mlflow_run_id"]
     assert "| direct_llm@pmi |" in (tmp_path / "results" / "text.md").read_text()
