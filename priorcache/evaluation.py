@@ -4,8 +4,8 @@ A policy maps one observation of `PriorFeaturesWrapper` to an action slot. Built
 trained RLModule (sampling its posterior, or greedy), the LLM prior alone (sampling
 p_LLM(a|s): what the prior knows before any RL), the Direct-LLM agent (argmax of the prior,
 no RL), its no-repeat variant (`NoRepeatDirectLLM`: the argmax among the commands not yet
-played from the same observation this episode) and the uniform random policy over the admissible commands (the baseline every
-result is shown beside). Text-reading agents (ReAct, `baselines/react.py`) follow the same
+played from the same observation this episode) and the uniform random policy over the
+admissible commands (the baseline every result is shown beside). Text-reading agents (ReAct, `baselines/react.py`) follow the same
 `(obs, rng) -> slot` convention on the unwrapped text env. On the continuous envs
 (`ContinuousPriorWrapper` observations) a policy returns a Box action: the trained SAC
 module (`continuous_module_policy`: its mean action, or a sample of its squashed Gaussian)
