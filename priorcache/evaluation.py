@@ -5,12 +5,12 @@ trained RLModule (sampling its posterior, or greedy), the LLM prior alone (sampl
 p_LLM(a|s): what the prior knows before any RL), the Direct-LLM agent (argmax of the prior,
 no RL), its no-repeat variant (`NoRepeatDirectLLM`: the argmax among the commands not yet
 played from the same observation this episode) and the uniform random policy over the
-admissible commands (the baseline every result is shown beside). Text-reading agents (ReAct, `baselines/react.py`) follow the same
-`(obs, rng) -> slot` convention on the unwrapped text env. On the continuous envs
-(`ContinuousPriorWrapper` observations) a policy returns a Box action: the trained SAC
-module (`continuous_module_policy`: its mean action, or a sample of its squashed Gaussian)
-or uniform random actions (`continuous_random_policy`). Success is the last step's `won`
-(text) or `success` (Meta-World).
+admissible commands (the baseline every result is shown beside). Text-reading agents
+(ReAct, `baselines/react.py`) follow the same `(obs, rng) -> slot` convention on the
+unwrapped text env. On the continuous envs (`ContinuousPriorWrapper` observations) a policy
+returns a Box action: the trained SAC module (`continuous_module_policy`: its mean action, or
+a sample of its squashed Gaussian) or uniform random actions (`continuous_random_policy`).
+Success is the last step's `won` (text) or `success` (Meta-World).
 """
 
 from __future__ import annotations
