@@ -32,7 +32,9 @@ def tiny_run_overrides(tmp_path: Path, namespace: str) -> list[str]:
 
 
 def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
-    overrides = [*tiny_run_overrides(tmp_path, "e2e"), "prior.cache.meta.enabled=true"]
+    # Every semantic hit audited: `prior_kl_audit` is absent (unknown) while semantic hits exist
+    # but no audit has finished, and at the default 10% a 200-step run sometimes audits none.
+    overrides = [*tiny_run_overrides(tmp_path, "e2e"), "prior.cache.meta.enabled=true", "prior.cache.audit_rate=1.0"]
     cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", overrides)
     outcome = run_experiment(cfg)
 
