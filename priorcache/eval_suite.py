@@ -91,6 +91,9 @@ class DomainSpec:
     """Budget and size overrides, `key=value`, applied to every agent on this domain."""
     agents: list[str] = field(default_factory=list)
     """This domain's agents, in table order; empty: the suite's `agents`."""
+    note: str = ""
+    """Markdown printed under the domain's heading: what its budget leaves out, where a wider
+    measurement of the same agents lives."""
 
 
 @dataclass
@@ -328,7 +331,8 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
         lines += ["", f"Not measured yet ({len(missing)} rows; `priorcache eval` on this suite runs just these): "
                   + ", ".join(missing) + "."]
     for domain, domain_rows in by_domain.items():
-        lines += ["", f"## {domain}", "",
+        note = suite.domains[domain].note if domain in suite.domains else ""
+        lines += ["", f"## {domain}", "", *([note, ""] if note else []),
                   "| agent | success | return | steps | train env steps | LLM queries | prior requests "
                   "| hit rate | prior p50 | LLM p50 | wall s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -175,11 +175,12 @@ def test_render_only_writes_the_table_from_the_csv_and_runs_nothing(tmp_path):
     from priorcache.eval_suite import DomainSpec, run_suite, write_rows
 
     suite = EvalSuiteConfig(output=str(tmp_path / "text"), agents=["random", "react"],
-                            domains={"d": DomainSpec(experiment="unused.yaml")})
+                            domains={"d": DomainSpec(experiment="unused.yaml", note="Wider: [w](w.md).")})
     row = {c: 1.0 for c in COLUMNS} | {"domain": "d", "agent": "random", "mlflow_run_id": "x"}
     write_rows(tmp_path / "text.csv", [row])
-    md = run_suite(suite, render_only=True, log=lambda line: pytest.fail(f"ran something: {line}"))
-    assert "| random | 1.00 |" in md.read_text() and "| react |" not in md.read_text()
+    md = run_suite(suite, render_only=True, log=lambda line: pytest.fail(f"ran something: {line}")).read_text()
+    assert "| random | 1.00 |" in md and "| react |" not in md
+    assert "## d\n\nWider: [w](w.md).\n\n| agent |" in md
 
 
 def test_variants_add_their_overrides_and_unknown_variants_are_refused(tmp_path):
