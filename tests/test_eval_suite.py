@@ -171,6 +171,16 @@ def test_shipped_suites_load():
         assert suite.domains and suite.agents
 
 
+def test_success_cells_carry_their_wilson_interval():
+    from priorcache.eval_suite import format_success, wilson_interval
+
+    assert [round(x, 2) for x in wilson_interval(16 / 40, 40)] == [0.26, 0.55]
+    assert [round(x, 2) for x in wilson_interval(0.0, 10)] == [0.0, 0.28]
+    assert format_success(0.3, 10.0) == "0.30 (0.11–0.60)"
+    assert format_success(float("nan"), 10.0) == "–"
+    assert format_success(0.5, float("nan")) == "0.50"  # no episode count, no interval
+
+
 def test_render_only_writes_the_table_from_the_csv_and_runs_nothing(tmp_path):
     from priorcache.eval_suite import DomainSpec, run_suite, write_rows
 
@@ -179,7 +189,7 @@ def test_render_only_writes_the_table_from_the_csv_and_runs_nothing(tmp_path):
     row = {c: 1.0 for c in COLUMNS} | {"domain": "d", "agent": "random", "mlflow_run_id": "x"}
     write_rows(tmp_path / "text.csv", [row])
     md = run_suite(suite, render_only=True, log=lambda line: pytest.fail(f"ran something: {line}")).read_text()
-    assert "| random | 1.00 |" in md and "| react |" not in md
+    assert "| random | 1.00 (0.21–1.00) |" in md and "| react |" not in md
     assert "## d\n\nWider: [w](w.md).\n\n| agent |" in md
 
 
