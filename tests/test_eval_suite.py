@@ -91,7 +91,7 @@ def test_fresh_redoes_only_the_selected_rows(tmp_path, monkeypatch):
 
     def fake_run_row(suite, domain, agent):  # unit-level stand-in; the real path is the test above
         ran.append((domain, agent))
-        return {c: 2.0 for c in COLUMNS} | {"domain": domain, "agent": agent, "mlflow_run_id": "new"}
+        return {c: 1.0 for c in COLUMNS} | {"domain": domain, "agent": agent, "mlflow_run_id": "new"}
 
     monkeypatch.setattr(eval_suite, "run_row", fake_run_row)
     run_suite(suite, domains=["b"], agents=["react"], fresh=True, log=lambda line: None)
@@ -110,8 +110,8 @@ def test_rows_another_invocation_wrote_meanwhile_are_kept(tmp_path, monkeypatch)
 
     def fake_run_row(suite, domain, agent):  # unit-level stand-in, as above
         # Meanwhile a second `priorcache eval --domains b` finishes its row.
-        write_rows(csv_path, [{c: 3.0 for c in COLUMNS} | {"domain": "b", "agent": "random", "mlflow_run_id": "other"}])
-        return {c: 2.0 for c in COLUMNS} | {"domain": domain, "agent": agent, "mlflow_run_id": "mine"}
+        write_rows(csv_path, [{c: 1.0 for c in COLUMNS} | {"domain": "b", "agent": "random", "mlflow_run_id": "other"}])
+        return {c: 1.0 for c in COLUMNS} | {"domain": domain, "agent": agent, "mlflow_run_id": "mine"}
 
     monkeypatch.setattr(eval_suite, "run_row", fake_run_row)
     run_suite(suite, domains=["a"], log=lambda line: None)
