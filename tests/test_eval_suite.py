@@ -207,10 +207,18 @@ def test_variants_add_their_overrides_and_unknown_variants_are_refused(tmp_path)
     assert cfg.output_dir == "out/tiny"
     assert run_config(suite, "tiny", "sampled_llm").prior.llm.scoring == "mean"
 
-    data["agents"] = ["direct_llm@tuned"]
+    data["variants"]["greedy"] = ["eval.greedy=true", "prior.llm.uniform_mix=0.2"]
+    data["agents"] = ["direct_llm@pmi+greedy"]
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match="variants"):
-        load_suite(path)
+    cfg = run_config(load_suite(path), "tiny", "direct_llm@pmi+greedy")  # both, applied in order
+    assert (cfg.prior.llm.scoring, cfg.eval.greedy, cfg.prior.llm.uniform_mix) == ("pmi", True, 0.2)
+    assert cfg.name == "t-tiny-direct_llm-pmi-greedy"
+
+    for undefined in ("direct_llm@tuned", "direct_llm@pmi+tuned"):
+        data["agents"] = [undefined]
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError, match="variants"):
+            load_suite(path)
 
 
 def test_variant_and_sampled_rows_run_on_the_real_prior(tmp_path):
