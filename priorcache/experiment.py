@@ -318,12 +318,12 @@ def _record_videos(cfg: ExperimentConfig, module: RLModule, run_dir: Path) -> li
 
 
 def _evaluate(cfg: ExperimentConfig, module: RLModule) -> dict[str, EvalResult]:
-    """Trained policy (no prefix), LLM prior alone (`prior_`), random (`random_`).
+    """Trained policy (no prefix), LLM prior alone (`prior_`, unless `eval.prior_alone` is off), random (`random_`).
 
     Held-out seeds always; on ALFWorld also held-out games (`env.alfworld.eval_split`).
     """
     policies = {"": module_policy(module, cfg.eval.greedy), "random_": random_policy}
-    if uses_prior(cfg):
+    if uses_prior(cfg) and cfg.eval.prior_alone:
         policies["prior_"] = prior_policy
     results = {}
     for prefix, policy in policies.items():

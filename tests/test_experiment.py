@@ -45,6 +45,7 @@ def test_ppo_prior_trains_and_is_tracked_in_mlflow(ray_session, tmp_path):
     assert summary["env_steps"] >= 200
     assert 0 < summary["llm_queries"] <= summary["prior_requests"]
     assert summary["prior_requests"] >= summary["env_steps"]
+    assert {"success_rate", "prior_success_rate", "random_success_rate"} <= set(summary)  # the three evaluations
 
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
     run = client.get_run(outcome.mlflow_run_id)
@@ -89,7 +90,8 @@ def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypat
 
 @pytest.mark.slow  # two runs: about 4.5 minutes on 2 shared cores
 def test_interrupted_run_resumes_from_its_checkpoint_in_the_same_mlflow_run(ray_session, tmp_path):
-    overrides = [*tiny_run_overrides(tmp_path, "resume"), "train.checkpoint_every=1", "eval.episodes=1"]
+    overrides = [*tiny_run_overrides(tmp_path, "resume"), "train.checkpoint_every=1", "eval.episodes=1",
+                 "eval.prior_alone=false"]
     cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", overrides)
 
     def interrupt_after_first_iteration(iteration, metrics):
@@ -105,6 +107,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_in_the_same_mlflow_run(ray_
 
     assert outcome.run_dir == run_dir and outcome.summary["status"] == "finished"
     assert outcome.summary["resumed_from_iteration"] == 1
+    assert "success_rate" in outcome.summary and "prior_success_rate" not in outcome.summary
     client = mlflow.MlflowClient(tracking_uri=cfg.tracking.uri)
     [run] = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert run.info.run_id == outcome.mlflow_run_id and run.info.status == "FINISHED"

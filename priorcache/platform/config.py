@@ -403,6 +403,10 @@ class EvalConfig:
     """First evaluation seed; training never uses seeds from here on."""
     greedy: bool = False
     """Act by argmax instead of sampling the posterior (continuous: the policy's mean action)."""
+    prior_alone: bool = True
+    """Also evaluate the LLM prior alone, sampled (`eval_prior_*` metrics), when the agent reads a prior.
+    It asks the LLM as often as the trained policy's evaluation does; false skips it (e.g. in a suite
+    whose `direct_llm` row measures the prior already)."""
     videos: int = 1
     """Continuous envs: evaluation episodes of the trained policy recorded as GIFs (MLflow artifacts
     under `videos/`; headless rendering needs MUJOCO_GL=egl); 0: none."""
