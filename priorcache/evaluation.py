@@ -10,11 +10,13 @@ admissible commands (the baseline every result is shown beside). Text-reading ag
 unwrapped text env. On the continuous envs (`ContinuousPriorWrapper` observations) a policy
 returns a Box action: the trained SAC module (`continuous_module_policy`: its mean action, or
 a sample of its squashed Gaussian) or uniform random actions (`continuous_random_policy`).
-Success is the last step's `won` (text) or `success` (Meta-World).
+Success is the last step's `won` (text) or `success` (Meta-World); NaN on MuJoCo locomotion,
+which has none.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -24,6 +26,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from priorcache.algorithms.prior_metrics import episode_success
+from priorcache.platform.prior_client import HIT_SOURCES
 from priorcache.progress import Progress
 
 Policy = Callable[[Any, np.random.Generator], Any]
@@ -36,6 +39,7 @@ class EvalResult:
 
     episodes: int
     success_rate: float
+    """NaN where the env has no success signal (MuJoCo locomotion)."""
     episode_return_mean: float
     episode_len_mean: float
 
@@ -128,8 +132,57 @@ def continuous_random_policy(action_space: gym.spaces.Box) -> Policy:
     return act
 
 
+class PriorTally(gym.Wrapper):
+    """Counts the prior requests an evaluation makes, from the `prior_*` fields of each info
+    (`PriorFeaturesWrapper`): what training reads through RLlib's metrics, for agents without RL."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.requests = self.hits = self.semantic_hits = 0
+        self.latencies_ms: list[float] = []
+        self.audit_kls: list[float] = []
+        self.audit_flips: list[bool] = []
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._record(info)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._record(info)
+        return obs, reward, terminated, truncated, info
+
+    def _record(self, info: dict[str, Any]) -> None:
+        if "prior_source" not in info:
+            return
+        hit = info["prior_source"] in HIT_SOURCES
+        self.requests += 1
+        self.hits += hit
+        self.semantic_hits += hit and not info["prior_exact"]
+        self.latencies_ms.append(info["prior_latency_ms"])
+        self.audit_kls.extend(info["prior_audits"])
+        self.audit_flips.extend(info["prior_audit_flips"])
+
+    def metrics(self) -> dict[str, float]:
+        """`prior_requests`, `cache_hit_rate`, `prior_latency_ms_p50`; and from the audits of
+        semantic hits, `prior_kl_audit` (per hit, as in training: exact hits cost 0, NaN while no
+        semantic hit was audited) and `argmax_flip_rate` (share of audits whose argmax changed)."""
+        audited = len(self.audit_kls)
+        semantic_kl = float(np.mean(self.audit_kls)) if audited else math.nan
+        return {
+            "prior_requests": float(self.requests),
+            "cache_hit_rate": self.hits / self.requests if self.requests else math.nan,
+            "prior_latency_ms_p50": float(np.median(self.latencies_ms)) if self.requests else math.nan,
+            "prior_audits": float(audited),
+            "prior_kl_audit": self.semantic_hits / self.hits * semantic_kl if self.semantic_hits else
+            (0.0 if self.hits else math.nan),
+            "argmax_flip_rate": float(np.mean(self.audit_flips)) if audited else math.nan,
+        }
+
+
 def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int, label: str = "evaluation") -> EvalResult:
-    """Play `episodes` episodes with seeds seed, seed+1, ...; success = last `info["won"]` or `info["success"]`.
+    """Play `episodes` episodes with seeds seed, seed+1, ...; success = last `info["won"]` or `info["success"]` (NaN without either).
 
     While it takes long (LLM-bound policies), a progress line named `label` every 30 s. A
     policy with a `start_episode()` method (one that remembers within an episode) is told

@@ -139,13 +139,14 @@ def test_cache_savings_compare_uncached_with_cached():
 
 def test_cache_savings_of_sac_prior_show_the_returns():
     suite = EvalSuiteConfig(agents=["sac_prior", "sac_prior_uncached", "sac"])
-    base = {c: 0.0 for c in COLUMNS} | {"domain": "cheetah", "mlflow_run_id": "x", "success_rate": 0.0}
+    base = {c: 0.0 for c in COLUMNS} | {"domain": "cheetah", "mlflow_run_id": "x", "success_rate": float("nan")}
     rows = [base | {"agent": "sac", "llm_queries": 0.0, "episode_return_mean": -50.0},
             base | {"agent": "sac_prior", "llm_queries": 10.0, "prior_latency_ms_p50": 0.5, "episode_return_mean": -20.0},
             base | {"agent": "sac_prior_uncached", "llm_queries": 300.0, "prior_latency_ms_p50": 500.0,
                     "episode_return_mean": -30.0}]
     table = render_markdown(suite, rows)
-    assert "| cheetah | sac_prior | 30.0x (300 / 10) | 1000.0x | – | 0.00 | 0.00 | -20.0 | -30.0 |" in table
+    assert "| cheetah | sac_prior | 30.0x (300 / 10) | 1000.0x | – | – | – | -20.0 | -30.0 |" in table  # no success signal
+    assert "| sac | – | -50.00 |" in table
 
 
 def test_continuous_domains_take_only_rl_agents_and_random(tmp_path):
@@ -234,6 +235,9 @@ def test_variant_and_sampled_rows_run_on_the_real_prior(tmp_path):
     assert list(rows) == ["sampled_llm", "direct_llm@pmi", "direct_llm_no_repeat"]
     for row in rows.values():
         assert row["episodes"] == "2.0" and float(row["llm_queries"]) > 0 and row["mlflow_run_id"]
+        # every step asks for a prior (the cache answers some): counted by `PriorTally`
+        assert float(row["prior_requests"]) >= float(row["episode_len_mean"]) * 2
+        assert 0.0 <= float(row["cache_hit_rate"]) < 1.0 and float(row["prior_latency_ms_p50"]) >= 0.0
     assert "| direct_llm@pmi |" in (tmp_path / "results" / "text.md").read_text()
 
 

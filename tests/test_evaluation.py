@@ -1,13 +1,22 @@
-"""The no-repeat Direct-LLM agent on hand-made observations, and `evaluate`'s episode hook.
+"""The no-repeat Direct-LLM agent on hand-made observations, `evaluate`'s episode hook, and
+episode success (undefined on MuJoCo locomotion, evaluated on the real HalfCheetah).
 
 Its real path (the LLM prior on a TextWorld game, through `priorcache eval`) is in
 tests/test_eval_suite.py::test_variant_and_sampled_rows_run_on_the_real_prior.
 """
 
+import math
+
 import gymnasium as gym
 import numpy as np
+import pytest
 
-from priorcache.evaluation import NoRepeatDirectLLM, direct_llm_policy, evaluate
+from priorcache.algorithms.prior_metrics import episode_success
+from priorcache.envs.continuous_env import make_continuous_env
+from priorcache.evaluation import (
+    NoRepeatDirectLLM, PriorTally, continuous_random_policy, direct_llm_policy, evaluate,
+)
+from priorcache.platform.config import EnvConfig
 
 
 def observation(state: float, logp: list[float], slots: int = 5) -> dict[str, np.ndarray]:
@@ -69,3 +78,52 @@ def test_evaluate_starts_each_episode_afresh():
     result = evaluate(Corridor(), recording, episodes=2, seed=0)
     assert played == [0, 0, 1, 1] * 2  # observations 0, 1, 0, 1: the repeats take slot 1
     assert result.success_rate == 1.0
+
+
+@pytest.mark.parametrize(("info", "expected"), [({"won": True}, 1.0), ({"won": False, "score": 0}, 0.0),
+                                                ({"success": True}, 1.0), ({"success": False}, 0.0)])
+def test_episode_success_reads_won_or_success(info, expected):
+    assert episode_success(info) == expected
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_locomotion_has_no_success_rate_only_returns():
+    env = make_continuous_env(EnvConfig(name="halfcheetah", max_steps=5))
+    try:
+        result = evaluate(env, continuous_random_policy(env.action_space), episodes=2, seed=0)
+    finally:
+        env.close()
+    assert math.isnan(episode_success({"state_text": "..."}))
+    assert math.isnan(result.success_rate) and np.isfinite(result.episode_return_mean)
+    assert result.episode_len_mean == 5
+
+
+class Answered(gym.Env):
+    """Reports a prior source per observation: an LLM call, an exact hit, an audited semantic hit."""
+
+    observation_space = gym.spaces.Discrete(1)
+    action_space = gym.spaces.Discrete(1)
+    INFOS = [
+        {"prior_source": "llm", "prior_exact": False, "prior_latency_ms": 900.0, "prior_audits": [], "prior_audit_flips": []},
+        {"prior_source": "near", "prior_exact": True, "prior_latency_ms": 0.1, "prior_audits": [], "prior_audit_flips": []},
+        {"prior_source": "cache", "prior_exact": False, "prior_latency_ms": 2.0, "prior_audits": [0.4],
+         "prior_audit_flips": [True]},
+    ]
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return 0, dict(self.INFOS[0])
+
+    def step(self, action):
+        self.t += 1
+        return 0, 0.0, self.t == 2, False, {**self.INFOS[self.t], "won": True}
+
+
+def test_prior_tally_counts_requests_hits_and_audits_as_training_does():
+    env = PriorTally(Answered())
+    evaluate(env, lambda obs, rng: 0, episodes=2, seed=0)
+    metrics = env.metrics()
+    assert metrics["prior_requests"] == 6 and metrics["cache_hit_rate"] == 4 / 6
+    assert metrics["prior_latency_ms_p50"] == 2.0 and metrics["prior_audits"] == 2
+    assert metrics["prior_kl_audit"] == 0.5 * 0.4  # half the hits were semantic; exact hits cost 0
+    assert metrics["argmax_flip_rate"] == 1.0

@@ -8,6 +8,7 @@ this callback counts requests and hits, records latencies, KL audits and episode
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
@@ -33,10 +34,14 @@ AUDIT_KL_PER_DISTANCE = "prior_audit_kl_per_distance"
 """Percentiles of KL / (1 - similarity) over audits so far: the bound's slope."""
 
 
-def episode_success(last_info: dict[str, Any]) -> bool:
-    """The episode's last info says `won` (text games) or `success` (Meta-World: the task is
-    solved at the end of the episode; it reports success and never terminates)."""
-    return bool(last_info.get("won", False) or last_info.get("success", False))
+def episode_success(last_info: dict[str, Any]) -> float:
+    """1.0 or 0.0 from the episode's last info: `won` (text games) or `success` (Meta-World: the
+    task is solved at the end of the episode; it reports success and never terminates). NaN
+    where the env reports neither (MuJoCo locomotion has no success, only returns)."""
+    for key in ("won", "success"):
+        if key in last_info:
+            return float(bool(last_info[key]))
+    return math.nan
 
 
 class PriorMetricsCallback(RLlibCallback):
@@ -49,7 +54,9 @@ class PriorMetricsCallback(RLlibCallback):
         self._log_prior(episode.get_infos(-1), metrics_logger)
 
     def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
-        metrics_logger.log_value(SUCCESS, float(episode_success(episode.get_infos(-1))), reduce="mean", window=100)
+        success = episode_success(episode.get_infos(-1))
+        if not math.isnan(success):  # never logged: `success_rate` reads NaN, not a made-up 0
+            metrics_logger.log_value(SUCCESS, success, reduce="mean", window=100)
 
     @staticmethod
     def _log_prior(info: dict[str, Any], metrics_logger: Any) -> None:

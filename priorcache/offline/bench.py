@@ -259,7 +259,8 @@ def _domain_lines(domain: DomainBench, cards: dict[str, DatasetCard], runs: list
             vs = ("(baseline)", "(baseline)") if algorithm == base or ref is None else (
                 _change(st["return"], ref["return"]), _change(st["ttr"], ref["ttr"]))
             ttr = "not reached by every seed" if st["ttr"] != st["ttr"] else f"{st['ttr']:.1f}"
-            lines.append(f"| {quality} | {algorithm} | {st['return']:.2f} | {st['success']:.0%} | {st['reached']} | "
+            success = "–" if st["success"] != st["success"] else f"{st['success']:.0%}"  # NaN: locomotion
+            lines.append(f"| {quality} | {algorithm} | {st['return']:.2f} | {success} | {st['reached']} | "
                          f"{ttr} | {st['train']:.1f} | {vs[0]} | {vs[1]} |")
     return lines + [""]
 
