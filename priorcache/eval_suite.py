@@ -354,6 +354,8 @@ def render_markdown(suite: EvalSuiteConfig, rows: list[dict[str, Any]]) -> str:
         lines.append(f"- every row: `{' '.join(suite.overrides)}`")
     for domain, spec in suite.domains.items():
         lines.append(f"- **{domain}**: `{spec.experiment}` with `{' '.join(spec.overrides) or '(as is)'}`")
+    for name, overrides in suite.variants.items():  # after the above: `agent@name` adds these last
+        lines.append(f"- `@{name}`: `{' '.join(overrides)}`")
     by_domain: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_domain.setdefault(row["domain"], []).append(row)

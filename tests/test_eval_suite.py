@@ -214,6 +214,8 @@ def test_variants_add_their_overrides_and_unknown_variants_are_refused(tmp_path)
     cfg = run_config(load_suite(path), "tiny", "direct_llm@pmi+greedy")  # both, applied in order
     assert (cfg.prior.llm.scoring, cfg.eval.greedy, cfg.prior.llm.uniform_mix) == ("pmi", True, 0.2)
     assert cfg.name == "t-tiny-direct_llm-pmi-greedy"
+    table = render_markdown(load_suite(path), [])  # the reader of a table sees what each variant means
+    assert "- `@greedy`: `eval.greedy=true prior.llm.uniform_mix=0.2`" in table
 
     for undefined in ("direct_llm@tuned", "direct_llm@pmi+tuned"):
         data["agents"] = [undefined]
