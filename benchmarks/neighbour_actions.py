@@ -8,9 +8,9 @@ unbounded cache would see them, and reports per cosine threshold delta: the shar
 the cache would answer (hit rate; 1 / (1 - hit rate) is the best query saving), and among
 those hits the share whose neighbour's expert command is the state's own expert command (and
 the share whose neighbour has the identical candidate set, what `prior.cache.candidates=same`
-requires). Exact repeats (same text and candidates, an exact hit) are the first row. No LLM is involved: the expert labels stand in
-for what an informative prior should put first, and the numbers are exact for the recorded
-states. Embeddings: the platform's state embedder (all-MiniLM-L6-v2), as the cache uses it.
+requires). Exact repeats (same text and candidates, an exact hit) are the first row. No LLM
+is involved: the expert labels stand in for what an informative prior should put first, and the
+numbers are exact for the recorded states. Embeddings: the platform's state embedder (all-MiniLM-L6-v2), as the cache uses it.
 
 How to run:  .venv/bin/python benchmarks/neighbour_actions.py [.cache/demos/alfworld/demos.jsonl ...]
              (datasets: `make .cache/demos/alfworld/card.json`, or `priorcache demos alfworld --learner`)

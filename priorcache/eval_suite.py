@@ -170,7 +170,8 @@ def run_config(suite: EvalSuiteConfig, domain: str, agent: str) -> ExperimentCon
     spec = suite.domains[domain]
     tag = f"{suite.name}-{domain}-{agent}".replace("@", "-").replace("+", "-")
     base = split_agent(agent)[0]
-    variant_overrides = [item.replace("{domain}", domain) for name in variant_names(agent) for item in suite.variants[name]]
+    variant_overrides = [item.replace("{domain}", domain)
+                         for name in variant_names(agent) for item in suite.variants[name]]
     return load_config(spec.experiment, [*spec.overrides, *suite.overrides, *RL_AGENTS.get(base, ()),
                                          *variant_overrides, f"name={tag}", f"prior.cache.namespace={tag}"])
 

@@ -26,6 +26,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from priorcache.algorithms.prior_metrics import episode_success
+from priorcache.platform.cache.kl_bound import measured_kl_per_hit
 from priorcache.platform.prior_client import HIT_SOURCES
 from priorcache.progress import Progress
 
@@ -175,14 +176,15 @@ class PriorTally(gym.Wrapper):
             "cache_hit_rate": self.hits / self.requests if self.requests else math.nan,
             "prior_latency_ms_p50": float(np.median(self.latencies_ms)) if self.requests else math.nan,
             "prior_audits": float(audited),
-            "prior_kl_audit": self.semantic_hits / self.hits * semantic_kl if self.semantic_hits else
-            (0.0 if self.hits else math.nan),
+            "prior_kl_audit": (measured_kl_per_hit(semantic_kl, self.semantic_hits, self.hits)
+                               if self.hits else math.nan),
             "argmax_flip_rate": float(np.mean(self.audit_flips)) if audited else math.nan,
         }
 
 
 def evaluate(env: gym.Env, policy: Policy, episodes: int, seed: int, label: str = "evaluation") -> EvalResult:
-    """Play `episodes` episodes with seeds seed, seed+1, ...; success = last `info["won"]` or `info["success"]` (NaN without either).
+    """Play `episodes` episodes with seeds seed, seed+1, ...; success = last `info["won"]` or
+    `info["success"]` (NaN without either).
 
     While it takes long (LLM-bound policies), a progress line named `label` every 30 s. A
     policy with a `start_episode()` method (one that remembers within an episode) is told
