@@ -41,6 +41,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from priorcache.algorithms.prior_metrics import episode_success
 from priorcache.envs.expert_agreement import ExpertAgreement
 from priorcache.envs.experts import FOLLOWING_EXPERTS
 from priorcache.platform.config import ConfigError, ExperimentConfig, load_config
@@ -231,7 +232,7 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
             if terminated or truncated:
                 returns.append(episode_return)
                 window.returns.append(episode_return)
-                wins.append(float(bool(info.get("won", False))))
+                wins.append(episode_success(info))
                 episode += 1
                 obs, info = env.reset(seed=bench.seed + episode)
                 _record(info, window, latencies, kls, flips)
@@ -295,7 +296,8 @@ def run_cell(cfg: ExperimentConfig, bench: CacheBenchConfig, label: str = "cache
         "semantic_hits": semantic_hits,
         "remapped_hits": int(stats["remapped_hits"]),
         "episode_return_mean": float(np.mean(returns)) if returns else None,
-        "success_rate": float(np.mean(wins)) if wins else None,
+        # None where the env reports no success (MuJoCo locomotion), as the results tables expect.
+        "success_rate": None if not wins or np.isnan(wins).any() else float(np.mean(wins)),
         "expert_agreement": None if expert is None else expert.rate,
         "expert_labels": 0 if expert is None else expert.labelled,
         "episodes": len(returns),

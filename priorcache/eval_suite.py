@@ -279,6 +279,8 @@ def _eval_only_row(cfg: ExperimentConfig, domain: str, agent: str, thought_token
             result = play(env, policy)
             metrics = {"llm_queries": 0.0}
             if pool is not None:
+                # An audit is one more LLM request: it gets as long as a request would.
+                env.finish_audits(cfg.prior.llm.timeout_s)
                 stats = ray.get(pool.stats.remote())
                 pool_metrics = {k: stats[k] for k in ("llm_queries", "llm_latency_ms_p50") if k in stats}
                 metrics = {**env.metrics(), **pool_metrics}

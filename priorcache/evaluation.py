@@ -165,6 +165,16 @@ class PriorTally(gym.Wrapper):
         self.audit_kls.extend(info["prior_audits"])
         self.audit_flips.extend(info["prior_audit_flips"])
 
+    def finish_audits(self, wait_s: float) -> None:
+        """Count the audits still in flight after the last step, waited for up to `wait_s`: the
+        episodes' infos only carry the audits that came back while they were played."""
+        client = self.env.get_wrapper_attr("prior_client")
+        if client is None:
+            return
+        for audit in client.finish_audits(wait_s):
+            self.audit_kls.append(audit.kl)
+            self.audit_flips.append(audit.flip)
+
     def metrics(self) -> dict[str, float]:
         """`prior_requests`, `cache_hit_rate`, `prior_latency_ms_p50`; and from the audits of
         semantic hits, `prior_kl_audit` (per hit, as in training: exact hits cost 0, NaN while no

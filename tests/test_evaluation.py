@@ -16,6 +16,7 @@ from priorcache.envs.continuous_env import make_continuous_env
 from priorcache.evaluation import (
     NoRepeatDirectLLM, PriorTally, continuous_random_policy, direct_llm_policy, evaluate,
 )
+from priorcache.platform.cache.audit import AuditResult
 from priorcache.platform.config import EnvConfig
 
 
@@ -127,3 +128,26 @@ def test_prior_tally_counts_requests_hits_and_audits_as_training_does():
     assert metrics["prior_latency_ms_p50"] == 2.0 and metrics["prior_audits"] == 2
     assert metrics["prior_kl_audit"] == 0.5 * 0.4  # half the hits were semantic; exact hits cost 0
     assert metrics["argmax_flip_rate"] == 1.0
+
+
+class LateAudits:
+    """A prior client with one audit still in flight when the episodes end."""
+
+    def __init__(self) -> None:
+        self.waited_s: list[float] = []
+
+    def finish_audits(self, wait_s: float) -> tuple[AuditResult, ...]:
+        self.waited_s.append(wait_s)
+        return (AuditResult(kl=1.0, similarity=0.97, flip=False),)
+
+
+def test_prior_tally_counts_audits_that_finish_after_the_last_step():
+    base = Answered()
+    base.prior_client = LateAudits()
+    env = PriorTally(base)
+    evaluate(env, lambda obs, rng: 0, episodes=2, seed=0)
+    env.finish_audits(wait_s=5.0)
+    metrics = env.metrics()
+    assert base.prior_client.waited_s == [5.0]
+    assert metrics["prior_audits"] == 3 and metrics["argmax_flip_rate"] == 2 / 3
+    assert metrics["prior_kl_audit"] == 0.5 * (0.4 + 0.4 + 1.0) / 3
