@@ -32,9 +32,10 @@ with a card is always complete.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -195,6 +196,8 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
         policy.close()
         env.close()
     stats = episode_stats(episodes)
+    if not has_success(cfg.env.name):
+        stats = replace(stats, success_rate=math.nan)
     llm = cfg.prior.llm
     card = DatasetCard(
         name=cfg.name, quality=off.quality, behaviour=policy.description,
@@ -240,9 +243,22 @@ def _notes(cfg: ExperimentConfig) -> list[str]:
     if cfg.env.name == "textworld":
         notes.append("A single TextWorld game is both the training and the evaluation game (evaluation uses "
                      "other seeds; the game is deterministic): the dataset shows the evaluated game itself.")
-    if cfg.env.name in ("halfcheetah", "walker2d", "ant"):
-        notes.append("Locomotion has no success: `success_rate` is 0 by construction; read the returns.")
+    if not has_success(cfg.env.name):
+        notes.append("Locomotion has no success signal: `success_rate` is undefined (NaN, shown as –); read the "
+                     "returns.")
     return notes
+
+
+def has_success(env_name: str) -> bool:
+    """Whether the env reports a success (`won` or `success`); MuJoCo locomotion reports none."""
+    from priorcache.envs.continuous_env import GYM_IDS
+
+    return env_name not in GYM_IDS
+
+
+def success_text(rate: float, digits: int = 0) -> str:
+    """A success rate for a table: "–" where it is undefined (NaN)."""
+    return "–" if math.isnan(rate) else f"{rate:.{digits}%}"
 
 
 def transition_rows(episodes: list[Any]) -> list[dict[str, Any]]:
@@ -338,7 +354,7 @@ def render_card(card: DatasetCard) -> str:
         ("episodes", card.episodes), ("steps (transitions)", card.steps),
         ("return mean ± std", f"{card.return_mean:.3f} ± {card.return_std:.3f}"),
         ("return min / max", f"{card.return_min:g} / {card.return_max:g}"),
-        ("success rate", f"{card.success_rate:.1%}"), ("episode length mean", f"{card.episode_len_mean:.1f}"),
+        ("success rate", success_text(card.success_rate, 1)), ("episode length mean", f"{card.episode_len_mean:.1f}"),
         ("prior requests / LLM queries while recording", f"{card.prior_requests} / {card.llm_queries}"),
         ("episode seeds", f"{card.seed}..{card.seed + card.episodes - 1}"),
         ("recording time", f"{card.seconds:.0f} s"), ("date (UTC)", card.date),
