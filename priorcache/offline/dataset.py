@@ -44,6 +44,7 @@ import numpy as np
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.compression import pack, unpack_if_needed
 
+from priorcache.envs.continuous_env import GYM_IDS
 from priorcache.offline.behaviour import Behaviour, BehaviourError, RandomBehaviour, expert_behaviour
 from priorcache.offline.medium import medium_config, train_medium
 from priorcache.platform.config import ConfigError, ExperimentConfig, to_dict
@@ -251,8 +252,6 @@ def _notes(cfg: ExperimentConfig) -> list[str]:
 
 def has_success(env_name: str) -> bool:
     """Whether the env reports a success (`won` or `success`); MuJoCo locomotion reports none."""
-    from priorcache.envs.continuous_env import GYM_IDS
-
     return env_name not in GYM_IDS
 
 
