@@ -29,8 +29,9 @@ from typing import Any
 
 import ray
 
+from priorcache.eval_suite import format_cell
 from priorcache.offline.behaviour import QUALITIES
-from priorcache.offline.dataset import CARD_JSON, DatasetCard, dataset_dir, load_card, run_dataset, success_text
+from priorcache.offline.dataset import CARD_JSON, DatasetCard, dataset_dir, load_card, run_dataset
 from priorcache.platform.config import ConfigError, load_config, load_yaml_as
 
 PAPER_PERFORMANCE = "+14–29%"
@@ -234,7 +235,7 @@ def _domain_lines(domain: DomainBench, cards: dict[str, DatasetCard], runs: list
     ]
     for quality, c in cards.items():
         lines.append(f"| {quality} | {c.behaviour} | {c.episodes} | {c.steps} | {c.return_mean:.2f} ± "
-                     f"{c.return_std:.2f} | {success_text(c.success_rate)} | {c.llm_queries} / {c.prior_requests} |")
+                     f"{c.return_std:.2f} | {format_cell(c.success_rate, '.0%')} | {c.llm_queries} / {c.prior_requests} |")
     lines += ["", f"| dataset | algorithm | return | success | seeds reaching the return | time to return (s) | "
               f"train time (s) | return vs {base} | time to return vs {base} |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -259,7 +260,7 @@ def _domain_lines(domain: DomainBench, cards: dict[str, DatasetCard], runs: list
             vs = ("(baseline)", "(baseline)") if algorithm == base or ref is None else (
                 _change(st["return"], ref["return"]), _change(st["ttr"], ref["ttr"]))
             ttr = "not reached by every seed" if st["ttr"] != st["ttr"] else f"{st['ttr']:.1f}"
-            success = success_text(st["success"])
+            success = format_cell(st["success"], ".0%")
             lines.append(f"| {quality} | {algorithm} | {st['return']:.2f} | {success} | {st['reached']} | "
                          f"{ttr} | {st['train']:.1f} | {vs[0]} | {vs[1]} |")
     return lines + [""]

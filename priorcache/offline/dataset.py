@@ -45,6 +45,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.compression import pack, unpack_if_needed
 
 from priorcache.envs.continuous_env import GYM_IDS
+from priorcache.eval_suite import format_cell
 from priorcache.offline.behaviour import Behaviour, BehaviourError, RandomBehaviour, expert_behaviour
 from priorcache.offline.medium import medium_config, train_medium
 from priorcache.platform.config import ConfigError, ExperimentConfig, to_dict
@@ -255,11 +256,6 @@ def has_success(env_name: str) -> bool:
     return env_name not in GYM_IDS
 
 
-def success_text(rate: float, digits: int = 0) -> str:
-    """A success rate for a table: "–" where it is undefined (NaN)."""
-    return "–" if math.isnan(rate) else f"{rate:.{digits}%}"
-
-
 def transition_rows(episodes: list[Any]) -> list[dict[str, Any]]:
     """One row per transition, as `OfflineSingleAgentEnvRunner._map_episodes_to_data` writes them
     with `output_compress_columns=["obs"]`, plus the step's `t` and its `infos` (`won`, `score`)."""
@@ -353,7 +349,7 @@ def render_card(card: DatasetCard) -> str:
         ("episodes", card.episodes), ("steps (transitions)", card.steps),
         ("return mean ± std", f"{card.return_mean:.3f} ± {card.return_std:.3f}"),
         ("return min / max", f"{card.return_min:g} / {card.return_max:g}"),
-        ("success rate", success_text(card.success_rate, 1)), ("episode length mean", f"{card.episode_len_mean:.1f}"),
+        ("success rate", format_cell(card.success_rate, ".1%")), ("episode length mean", f"{card.episode_len_mean:.1f}"),
         ("prior requests / LLM queries while recording", f"{card.prior_requests} / {card.llm_queries}"),
         ("episode seeds", f"{card.seed}..{card.seed + card.episodes - 1}"),
         ("recording time", f"{card.seconds:.0f} s"), ("date (UTC)", card.date),
