@@ -34,7 +34,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from priorcache.interrupt import interrupt_on_sigterm
+from priorcache.interrupt import interrupt_on_sigterm, was_interrupted
 from priorcache.platform.config import ConfigError, load_config
 
 EXIT_CONFIG_ERROR = 2
@@ -275,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = interrupt_on_sigterm()
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as error:
+        if not was_interrupted(error):
+            raise
         print("priorcache: interrupted; what was recorded so far is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

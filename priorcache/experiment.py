@@ -37,7 +37,7 @@ from priorcache.evaluation import (
     EvalResult, continuous_module_policy, continuous_random_policy, evaluate, module_policy, prior_policy,
     random_policy,
 )
-from priorcache.interrupt import interrupt_on_sigterm
+from priorcache.interrupt import interrupt_on_sigterm, was_interrupted
 from priorcache.metrics import collect_iteration_metrics, progress_line
 from priorcache.offline.dataset import dataset_dir, episodes_path
 from priorcache.platform.cache.controller import CHANGE_LOG, SNAPSHOT, CacheController
@@ -199,7 +199,7 @@ def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = N
             summary.update(_train_and_evaluate(cfg, run_dir, tracker, started, on_iteration, point))
             summary["status"] = "finished"
         except BaseException as err:
-            summary["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            summary["status"] = "interrupted" if was_interrupted(err) else "failed"
             summary["error"] = repr(err)
             raise
         finally:

@@ -48,3 +48,28 @@ def test_sigterm_after_ray_started_keeps_the_finished_cells(tmp_path):
     _, err = terminate_when(proc, cells.exists)
     assert proc.returncode == 130, err[-3000:]
     assert len(cells.read_text().splitlines()) == 1 and not (tmp_path / "cache.json").exists()
+
+
+def test_an_error_raised_because_of_sigterm_counts_as_the_interrupt():
+    """The interrupt hits whatever runs: torch, building a tensor from a sequence whose item
+    access is interrupted, reports a ValueError instead (seen in `make_env` under CI)."""
+    script = """
+import os, signal, torch
+from priorcache.interrupt import interrupt_on_sigterm, was_interrupted
+
+class Terminated:  # a sequence whose first item access is interrupted by SIGTERM
+    def __len__(self): return 1
+    def __getitem__(self, i):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return 0.0
+
+assert not was_interrupted(ValueError("before any signal"))
+interrupt_on_sigterm()
+try:
+    torch.tensor([Terminated()])
+except ValueError as error:
+    print("converted:", error, was_interrupted(error))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("converted:") and done.stdout.strip().endswith("True"), done.stdout

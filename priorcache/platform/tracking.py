@@ -23,6 +23,7 @@ from typing import Any
 import mlflow
 from mlflow.entities import RunStatus
 
+from priorcache.interrupt import was_interrupted
 from priorcache.platform.config import TrackingConfig
 
 STORE_DIR = Path("mlruns")
@@ -106,7 +107,7 @@ class RunTracker:
                  tb: TracebackType | None) -> None:
         if exc_type is None:
             status = RunStatus.to_string(RunStatus.FINISHED)
-        elif issubclass(exc_type, KeyboardInterrupt):
+        elif was_interrupted(exc):
             status = RunStatus.to_string(RunStatus.KILLED)
         else:
             status = RunStatus.to_string(RunStatus.FAILED)

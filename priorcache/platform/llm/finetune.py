@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from priorcache.demos import DemoStep, load_demos
+from priorcache.interrupt import was_interrupted
 from priorcache.platform.config import ConfigError, TrackingConfig, flatten, read_yaml_as_text
 from priorcache.platform.llm.backend import ModelFileError
 from priorcache.platform.llm.finetune_data import ActionExample, ExampleEncoder, batches, split_by_game, spread
@@ -414,7 +415,9 @@ def run_finetune(cfg: FinetuneConfig, log: Callable[[str], None] = print) -> Fin
                 if time.perf_counter() - start >= budget_s:
                     stop_reason = "time_budget"
                     break
-        except KeyboardInterrupt:
+        except BaseException as err:
+            if not was_interrupted(err):
+                raise
             _save_adapter(model, out / CHECKPOINT_DIR, len(train_losses))
             log(f"finetune: interrupted; the adapter after {len(train_losses)} steps is in {out / CHECKPOINT_DIR}")
             raise
