@@ -9,7 +9,9 @@ prior (uniform) and is not cached. While the cache actor restarts, calls to it w
 retried by Ray (`cache/actor.py`), so a restart slows requests down but fails none. A
 fraction of hits is audited against a fresh LLM prior (`cache/audit.py`); the outcome goes
 back to the entry that served the hit (per-entry thresholds learn from it).
-Priors are cached as the LLM gave them and served at the shared `temperature` parameter.
+Priors are cached as the LLM gave them. A semantic hit is served at the shared `temperature`
+parameter (flatter while the audits find semantic hits wrong); the LLM's own answers and exact
+hits, which are what the LLM would answer, are served as they are.
 `PriorClient.propose` asks for the arguments of an open action (WebShop's search queries)
 through the same actors: the cache actor's exact-match proposal store, then the pool.
 """
@@ -129,10 +131,10 @@ class PriorClient:
                     self._near.insert(embedding, text_hash, guard, logp, candidates)
         audits = tuple(self._auditor.collect())
         self._report(audits)
-        if self._params.temperature != 1.0:
+        exact = hit is not None and hit.exact
+        if hit is not None and not exact and self._params.temperature != 1.0:
             logp = log_softmax(logp, self._params.temperature)
         latency_ms = (time.perf_counter() - started) * 1e3
-        exact = hit is not None and hit.exact
         similarity = hit.similarity if hit is not None else 0.0
         return PriorResult(logp, embedding, source, exact, similarity, latency_ms, audits)
 

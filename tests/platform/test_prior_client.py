@@ -55,6 +55,32 @@ def test_semantic_hits_are_audited(ray_session):
     assert len(audits) == 1 and audits[0].kl >= 0.0 and audits[0].similarity >= 0.8
 
 
+def test_the_temperature_flattens_semantic_hits_only(ray_session):
+    """The meta-optimizer's temperature hedges against wrong semantic hits; the LLM's answers
+    and exact hits carry no cache error and are served as the LLM gave them."""
+    import ray
+
+    from priorcache.platform.logprob import log_softmax
+    from priorcache.platform.prior_client import connect
+
+    cfg = prior_config("client-temperature", threshold=0.8, audit_rate=0.0, near_capacity=0)
+    client = PriorClient(cfg)
+    first = client.request(STATE, CANDIDATES)  # before the change: the LLM's prior as stored
+    cache, _ = connect(cfg)
+    ray.get(cache.set_params.remote(temperature=2.0))
+    exact = client.request(STATE, CANDIDATES)
+    assert exact.exact
+    np.testing.assert_array_equal(exact.logp, first.logp)
+    semantic = client.request(STATE + " It is quiet.", CANDIDATES)
+    assert semantic.source == "cache" and not semantic.exact
+    np.testing.assert_allclose(semantic.logp, log_softmax(first.logp, 2.0))
+    fresh = client.request("Goal: open the chest.\nYou are in a cellar. A chest stands here.", CANDIDATES)
+    assert fresh.source == "llm"
+    stored = client.request("Goal: open the chest.\nYou are in a cellar. A chest stands here.", CANDIDATES)
+    assert stored.exact
+    np.testing.assert_array_equal(fresh.logp, stored.logp)
+
+
 def test_llm_timeout_falls_back_to_the_configured_prior_and_is_not_cached(ray_session):
     cfg = prior_config("client-timeout", audit_rate=0.0)
     cfg.llm.timeout_s = 1e-4

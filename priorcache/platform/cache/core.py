@@ -71,8 +71,9 @@ class CacheParams:
     threshold: float = 0.95
     refresh: int = 0
     temperature: float = 1.0
-    """Served prior = log_softmax(cached log-probs / temperature); the meta-optimizer flattens
-    priors (temperature > 1) while cached priors cost more KL than its budget."""
+    """A semantic hit is served as log_softmax(cached log-probs / temperature); the meta-optimizer
+    flattens them (temperature > 1) while they cost more KL than its budget. Exact hits and the
+    LLM's answers are served unchanged."""
     candidates: str = "same"
     """`same`: a hit needs the identical candidate set; `remap`: scores reused per command."""
     min_coverage: float = 1.0

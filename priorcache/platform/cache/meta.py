@@ -25,8 +25,9 @@ audits are:
   halves (not below `min_refresh`); under budget by half (g < -0.5) it doubles, and turns off
   (0) beyond `max_refresh`.
 - temperature (semantic mode): tau <- clip(tau * exp(temperature_step * tanh(g)), 1,
-  max_temperature), rounded to 4 decimals: flatten the served priors while cached priors are
-  wrong, relax back to 1 within budget.
+  max_temperature), rounded to 4 decimals: flatten the priors served from semantic hits while
+  they are wrong, relax back to 1 within budget (exact hits and fresh priors are never
+  flattened: they are what the LLM answers).
 - capacity (semantic and exact modes): when evictions exceed 1% of the window's lookups,
   capacity <- min(max_capacity, ceil(capacity * capacity_growth)). It never shrinks: an
   entry costs ~2 KB, a miss ~1 s of LLM time.
