@@ -44,7 +44,7 @@ import numpy as np
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.compression import pack, unpack_if_needed
 
-from priorcache.envs.continuous_env import GYM_IDS
+from priorcache.algorithms.prior_metrics import episode_success
 from priorcache.eval_suite import format_cell
 from priorcache.offline.behaviour import Behaviour, BehaviourError, RandomBehaviour, expert_behaviour
 from priorcache.offline.medium import medium_config, train_medium
@@ -121,10 +121,11 @@ class ReturnStats:
 
 
 def episode_stats(episodes: list[Any]) -> ReturnStats:
-    """`ReturnStats` of RLlib `SingleAgentEpisode`s; success = the last info's `won`."""
+    """`ReturnStats` of RLlib `SingleAgentEpisode`s; success = the last info's `won` (NaN for an
+    env without a success signal, so the rate is NaN too)."""
     returns = np.array([float(np.sum(e.get_rewards())) for e in episodes])
     lengths = np.array([len(e) for e in episodes])
-    wins = [bool(e.get_infos(-1).get("won", False)) for e in episodes]
+    wins = [float(e.get_infos(-1)["won"]) for e in episodes]
     return ReturnStats(len(episodes), int(lengths.sum()), float(returns.mean()), float(returns.std()),
                        float(returns.min()), float(returns.max()), float(np.mean(wins)), float(lengths.mean()))
 
@@ -198,8 +199,6 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
         policy.close()
         env.close()
     stats = episode_stats(episodes)
-    if not has_success(cfg.env.name):
-        stats = replace(stats, success_rate=math.nan)
     llm = cfg.prior.llm
     card = DatasetCard(
         name=cfg.name, quality=off.quality, behaviour=policy.description,
@@ -211,7 +210,7 @@ def record_dataset(cfg: ExperimentConfig, on_episode: Callable[[int, int], None]
         llm_queries=int(ray.get(pool.stats.remote())["llm_queries"] - queries_before),
         seed=off.seed, seconds=round(time.perf_counter() - start, 1), command="",
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        notes=_notes(cfg),
+        notes=_notes(cfg, stats),
     )
     if continuous:
         card.observation = ("ContinuousPriorWrapper array: the env's raw observation, then prior_logw (the LLM's "
@@ -234,26 +233,22 @@ def behaviour_policy(cfg: ExperimentConfig) -> Behaviour:
 
 def _slim(info: dict[str, Any]) -> dict[str, Any]:
     """The info fields worth keeping per step (the prior's diagnostics would only bloat the file);
-    `won` is the text games' win or Meta-World's `success` (HalfCheetah has neither: False)."""
-    return {"won": bool(info.get("won", info.get("success", False))), "score": int(info.get("score", 0)),
+    `won` is `episode_success`: 1.0 / 0.0 from the text games' win or Meta-World's `success`, NaN
+    where the env reports neither (MuJoCo locomotion)."""
+    return {"won": episode_success(info), "score": int(info.get("score", 0)),
             "prior_source": str(info.get("prior_source", ""))}
 
 
-def _notes(cfg: ExperimentConfig) -> list[str]:
+def _notes(cfg: ExperimentConfig, stats: ReturnStats) -> list[str]:
     notes = ["`llm_queries` counts the pool's queries during the recording: a cache already warm from "
              "earlier runs in the same Ray session answers more states without the LLM."]
     if cfg.env.name == "textworld":
         notes.append("A single TextWorld game is both the training and the evaluation game (evaluation uses "
                      "other seeds; the game is deterministic): the dataset shows the evaluated game itself.")
-    if not has_success(cfg.env.name):
+    if math.isnan(stats.success_rate):
         notes.append("Locomotion has no success signal: `success_rate` is undefined (NaN, shown as –); read the "
                      "returns.")
     return notes
-
-
-def has_success(env_name: str) -> bool:
-    """Whether the env reports a success (`won` or `success`); MuJoCo locomotion reports none."""
-    return env_name not in GYM_IDS
 
 
 def transition_rows(episodes: list[Any]) -> list[dict[str, Any]]:
@@ -330,16 +325,16 @@ def transition_stats(rows: list[dict[str, Any]]) -> ReturnStats:
     """`ReturnStats` of a dataset's rows (an episode = its `eps_id`; success = `won` at its end)."""
     returns: dict[str, float] = {}
     lengths: dict[str, int] = {}
-    won: dict[str, bool] = {}
+    won: dict[str, float] = {}
     for row in rows:
         eps = row[Columns.EPS_ID]
         returns[eps] = returns.get(eps, 0.0) + float(row[Columns.REWARDS])
         lengths[eps] = lengths.get(eps, 0) + 1
         if row[Columns.TERMINATEDS] or row[Columns.TRUNCATEDS]:
-            won[eps] = bool(row[Columns.INFOS]["won"])
+            won[eps] = float(row[Columns.INFOS]["won"])
     r, n = np.array(list(returns.values())), np.array(list(lengths.values()))
     return ReturnStats(len(returns), int(n.sum()), float(r.mean()), float(r.std()), float(r.min()),
-                       float(r.max()), float(np.mean([won.get(e, False) for e in returns])), float(n.mean()))
+                       float(r.max()), float(np.mean([won.get(e, 0.0) for e in returns])), float(n.mean()))
 
 
 def render_card(card: DatasetCard) -> str:
@@ -384,7 +379,6 @@ def run_dataset(config: str | Path, overrides: list[str] | tuple[str, ...] = (),
     """`priorcache offline dataset CONFIG [key=value ...]`: record and write; (folder, card)."""
     import shlex
     import sys
-    from dataclasses import replace
 
     from priorcache.experiment import init_ray, preflight
     from priorcache.platform.config import load_config
