@@ -1,6 +1,9 @@
-"""Shared fixtures: pinned thread counts, one local Ray instance per test session."""
+"""Shared fixtures: pinned thread counts, one local Ray instance per test session, the loader of
+the benchmark scripts."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 # With 2 cores, oversubscribed torch/llama.cpp threads slow down by 10x or more.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -23,3 +26,16 @@ def ray_session():
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def load_benchmark():
+    """Import a script of benchmarks/ by name (the folder is scripts, not a package)."""
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

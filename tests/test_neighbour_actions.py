@@ -1,22 +1,10 @@
 """benchmarks/neighbour_actions.py's table on a hand-made stream, with the real state embedder."""
 
-import importlib.util
-from pathlib import Path
-
 from priorcache.platform.embed import TextEmbedder
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("neighbour_actions", REPO / "benchmarks" / "neighbour_actions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_exact_repeats_and_near_neighbours_are_scored_against_the_expert():
-    bench = load_benchmark()
+def test_exact_repeats_and_near_neighbours_are_scored_against_the_expert(load_benchmark):
+    bench = load_benchmark("neighbour_actions")
     kitchen = "Your task is to: put a clean mug in the cabinet.\nYou are at the sinkbasin 1. You are carrying the mug 1."
     steps = [
         {"state": kitchen, "candidates": ["clean mug 1 with sinkbasin 1", "go to cabinet 1"], "action": "clean mug 1 with sinkbasin 1"},

@@ -1,25 +1,13 @@
 """benchmarks/oracle_gate.py's replay on hand-made LLM answers, with the real state embedder
 (the benchmark itself plays the real tuned prior; it is run by hand, docs/cache.md)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from priorcache.platform.embed import TextEmbedder
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("oracle_gate", REPO / "benchmarks" / "oracle_gate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax():
-    bench = load_benchmark()
+def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_benchmark):
+    bench = load_benchmark("oracle_gate")
     embedder = TextEmbedder(None, n_threads=1)
     kitchen = "Your task is to: put a clean mug in the cabinet.\nYou are at the sinkbasin 1. You are carrying the mug 1."
     answers = [
