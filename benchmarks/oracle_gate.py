@@ -5,8 +5,8 @@ as every prior it is served has the same argmax as the LLM's fresh prior. This p
 ALFWorld prior greedily through an exact-match cache (which serves exactly what the LLM would
 answer), keeps every LLM answer, and then replays the answers in order as a semantic cache would
 see them: a state is served from its nearest stored neighbour (cosine of the platform's state
-embeddings, the neighbour's scores re-expressed over this state's commands; commands it never
-scored rank last) only where that keeps the fresh argmax. No real gate knows this, so the
+embeddings, the neighbour's scores re-expressed over this state's commands by the cache's own
+candidate remapping, `cache.core.remap`) only where that keeps the fresh argmax. No real gate knows this, so the
 resulting saving is an upper bound for any nearest-neighbour semantic cache on this embedding
 that keeps the greedy agent's success (and optimistic: served states are still counted as
 stored neighbours for later ones). Per cosine floor delta it prints how many LLM answers such an
@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
+from priorcache.platform.cache.core import remap  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
 
@@ -80,9 +81,7 @@ def preserved_by_neighbour(answers: list[dict]) -> list[tuple[float, bool]]:
     out = []
     for i in range(1, len(answers)):
         j = int(np.argmax(similarity[i, :i]))
-        scored = dict(zip(answers[j]["candidates"], answers[j]["logp"]))
-        floor = min(scored.values()) - 1.0
-        remapped = np.array([scored.get(c, floor) for c in answers[i]["candidates"]])
+        remapped, _ = remap(answers[j]["logp"], answers[j]["candidates"], answers[i]["candidates"])
         out.append((float(similarity[i, j]), int(np.argmax(remapped)) == int(np.argmax(answers[i]["logp"]))))
     return out
 

@@ -12,7 +12,7 @@ def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_ben
     kitchen = "Your task is to: put a clean mug in the cabinet.\nYou are at the sinkbasin 1. You are carrying the mug 1."
     answers = [
         (kitchen, ("clean mug 1 with sinkbasin 1", "go to cabinet 1"), [-0.1, -2.5]),
-        # near, same command on top (the neighbour never scored "look": it ranks last)
+        # near, same command on top (the neighbour never scored "look": it gets the neighbour's lowest score)
         (kitchen + " It is quiet.", ("clean mug 1 with sinkbasin 1", "go to cabinet 1", "look"), [-0.2, -2.0, -3.0]),
         # near, but the fresh prior wants another command: the oracle does not serve it
         (kitchen.replace("sinkbasin 1", "cabinet 1"), ("clean mug 1 with sinkbasin 1", "go to cabinet 1"),
