@@ -3,6 +3,7 @@ the benchmark scripts."""
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 # With 2 cores, oversubscribed torch/llama.cpp threads slow down by 10x or more.
@@ -28,13 +29,14 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def load_benchmark():
     """Import a script of benchmarks/ by name (the folder is scripts, not a package)."""
     def load(name: str):
         path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # Ray ships a script's classes by value under the module's name
         spec.loader.exec_module(module)
         return module
 

@@ -1,24 +1,14 @@
 """The cache load test's core (benchmarks/cache_load.py) on real Ray: tiny N x M, every answer right."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from priorcache.platform.cache.core import Hit
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def cache_load():
-    spec = importlib.util.spec_from_file_location("cache_load", REPO / "benchmarks" / "cache_load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # the module ships its actor class by value under this name
-    spec.loader.exec_module(module)
-    return module
+def cache_load(load_benchmark):
+    return load_benchmark("cache_load")
 
 
 def test_concurrent_clients_get_every_answer_right(ray_session, cache_load):
