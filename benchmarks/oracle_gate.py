@@ -1,30 +1,42 @@
-"""How much could a semantic cache save if it knew which hits are harmless? An oracle-gated bound.
+"""How much could a cache save on ALFWorld without costing a greedy agent its wins? Bounds and gates.
 
 What it shows: a greedy agent (argmax of the prior) keeps its path, and so its success, as long
 as every prior it is served has the same argmax as the LLM's fresh prior. This plays the tuned
 ALFWorld prior greedily through an exact-match cache (which serves exactly what the LLM would
-answer), keeps every LLM answer, and then replays the answers in order as a semantic cache would
-see them: a state is served from its nearest stored neighbour (cosine of the platform's state
-embeddings, the neighbour's scores re-expressed over this state's commands by the cache's own
-candidate remapping, `cache.core.remap`) only where that keeps the fresh argmax. No real gate knows this, so the
-resulting saving is an upper bound for any nearest-neighbour semantic cache on this embedding
-that keeps the greedy agent's success (and optimistic: served states are still counted as
-stored neighbours for later ones). Per cosine floor delta it prints how many LLM answers such an
-oracle would spare and the saving it would reach against no cache.
+answer), keeps every LLM answer (`--save F` writes them; `--replay F` analyses a saved file
+without the LLM), and replays the answers in order three ways:
+
+1. Oracle gate: a state is served from its nearest stored neighbour (cosine of the platform's
+   state embeddings, the neighbour's scores re-expressed over this state's commands by the
+   cache's own candidate remapping, `cache.core.remap`) only where that keeps the fresh argmax.
+   No real gate knows this, so per cosine floor the saving is an upper bound for any
+   nearest-neighbour semantic cache on this embedding that keeps the greedy agent's success
+   (optimistic: served states still count as stored neighbours for later ones).
+2. Confidence gate, a gate a cache could run: serve the nearest neighbour (cosine >= 0.90) when
+   its top command leads its second by at least a margin; how many of those keep the argmax.
+3. Coarser exact keys: an exact cache keyed on part of the state text (the task, the last
+   feedback, the place, ...) with the candidate set; LLM answers, argmax flips, and the won
+   episodes with a flip (whose path would change). `--key NAME` plays the greedy agent through
+   such a cache for real and prints what it won.
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--max-steps 50] [--threads 2]
+                 [--save F | --replay F] [--key state|progress|place|task-feedback|feedback]
 
-Results to expect (2026-11-29, 20 min on 2 cores): 12/40 won, 1,563 requests, 586 LLM answers
-(exact matching: 2.67x); the nearest neighbour keeps the fresh argmax for about a third of the
-states, so the bound is 3.95x with no similarity floor and 3.50x / 3.29x / 3.10x at cosine
-0.90 / 0.95 / 0.98. See docs/cache.md ("An oracle-gated bound").
+Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min): 12/40 won, 1,563 requests,
+586 LLM answers (exact matching: 2.67x); the nearest neighbour keeps the fresh argmax for about a
+third of the states, so the bound is 3.95x with no similarity floor and 3.50x / 3.29x / 3.10x at
+cosine 0.90 / 0.95 / 0.98; neighbours that lead by >= 1 nat keep it for under half; keyed on task
+and last feedback, 3.60x with argmax flips in 2 of the 12 won episodes, and played for real
+(`--key task-feedback`) 10/40 won at 3.93x. See docs/cache.md ("An oracle-gated bound").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import time
+from pathlib import Path
+from typing import Callable, Hashable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -34,6 +46,7 @@ from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
 from priorcache.platform.cache.core import remap  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
+from priorcache.platform.embed import TextEmbedder  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
 
 DELTAS = (0.0, 0.90, 0.95, 0.98)
@@ -41,49 +54,118 @@ EXPERIMENT = "experiments/alfworld_ppo_prior.yaml"
 ADAPTER = "priorcache/platform/llm/adapters/alfworld-lora.gguf"
 
 
-def play_greedy(episodes: int, max_steps: int, threads: int) -> tuple[list[dict], int, int]:
-    """Greedy episodes through an exact cache: (the LLM's answers in order, requests, wins)."""
+def play_greedy(episodes: int, max_steps: int, threads: int, key: Callable[[dict], Hashable]
+                ) -> tuple[list[dict], list[dict], list[bool]]:
+    """Greedy episodes through an exact cache keyed on `key({"state", "candidates"})`: (the LLM's
+    answers in order, every request in order as {"episode", "answer"} with the index of the
+    answer that serves it, won per episode). A key's first state is asked of the LLM; later
+    states with that key are served its scores, remapped over their own commands."""
     cfg = load_config(EXPERIMENT, [
         f"env.max_steps={max_steps}", "env.alfworld.max_games=0", f"prior.llm.adapter_path={ADAPTER}",
-        "prior.cache.mode=exact", "prior.cache.audit_rate=0", f"prior.llm.n_threads={threads}",
-        f"prior.cache.namespace=oracle-gate-{time.strftime('%Y%m%d%H%M%S')}",
+        "prior.cache.mode=off", f"prior.llm.n_threads={threads}",
     ])
     init_ray(cfg.ray)
     client = PriorClient(cfg.prior)
     env = make_text_env(resolve_env(cfg.env), "eval")
     answers: list[dict] = []
-    requests = wins = 0
+    requests: list[dict] = []
+    first: dict[Hashable, int] = {}
+    won: list[bool] = []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=episode)
             done = False
             while not done:
-                candidates = tuple(obs["candidates"])
-                prior = client.request(obs["state"], candidates)
-                requests += 1
-                if prior.source == "llm":
-                    answers.append({"embedding": prior.embedding, "candidates": candidates, "logp": prior.logp})
-                obs, _, terminated, truncated, _ = env.step(int(np.argmax(prior.logp)))
+                state = {"state": obs["state"], "candidates": tuple(obs["candidates"])}
+                if key(state) not in first:
+                    first[key(state)] = len(answers)
+                    prior = client.request(state["state"], state["candidates"])
+                    answers.append({**state, "embedding": prior.embedding, "logp": prior.logp})
+                served = answers[first[key(state)]]
+                logp, _ = remap(served["logp"], served["candidates"], state["candidates"])
+                requests.append({"episode": episode, "answer": first[key(state)]})
+                obs, _, terminated, truncated, _ = env.step(int(np.argmax(logp)))
                 done = terminated or truncated
-            wins += int(terminated)
-            print(f"episode {episode + 1}/{episodes}: {'won' if terminated else 'lost'}, {requests} requests, "
+            won.append(bool(terminated))
+            print(f"episode {episode + 1}/{episodes}: {'won' if terminated else 'lost'}, {len(requests)} requests, "
                   f"{len(answers)} LLM answers", flush=True)
     finally:
         env.close()
-    return answers, requests, wins
+    return answers, requests, won
 
 
-def preserved_by_neighbour(answers: list[dict]) -> list[tuple[float, bool]]:
-    """Per LLM answer after the first: (cosine to its nearest earlier answer, whether that
-    neighbour's scores over this state's commands have the same argmax)."""
+def preserved_by_neighbour(answers: list[dict]) -> list[tuple[float, float, bool]]:
+    """Per LLM answer after the first: (cosine to its nearest earlier answer, the margin in nats
+    between the top two of that neighbour's scores over this state's commands, whether their
+    argmax is the fresh one)."""
     embeddings = np.stack([a["embedding"] for a in answers])
     similarity = embeddings @ embeddings.T
     out = []
     for i in range(1, len(answers)):
         j = int(np.argmax(similarity[i, :i]))
         remapped, _ = remap(answers[j]["logp"], answers[j]["candidates"], answers[i]["candidates"])
-        out.append((float(similarity[i, j]), int(np.argmax(remapped)) == int(np.argmax(answers[i]["logp"]))))
+        top_two = np.sort(remapped)[-2:]
+        margin = float(top_two[-1] - top_two[0]) if len(remapped) > 1 else float("inf")
+        out.append((float(similarity[i, j]), margin, int(np.argmax(remapped)) == int(np.argmax(answers[i]["logp"]))))
     return out
+
+
+def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], key: Callable[[dict], Hashable]
+                  ) -> dict[str, int]:
+    """Replay the requests through an exact cache keyed on `key(answer)` instead of the whole
+    state: each key is answered once by the LLM and served (scores remapped) ever after.
+    Counts LLM answers, served requests, argmax flips and the won episodes with a flip."""
+    first: dict[Hashable, int] = {}
+    llm = served = flips = 0
+    flipped: set[int] = set()
+    for request in requests:
+        fresh = answers[request["answer"]]
+        stored = first.get(key(fresh))
+        if stored is None:
+            first[key(fresh)] = request["answer"]
+            llm += 1
+            continue
+        served += 1
+        remapped, _ = remap(answers[stored]["logp"], answers[stored]["candidates"], fresh["candidates"])
+        if int(np.argmax(remapped)) != int(np.argmax(fresh["logp"])):
+            flips += 1
+            flipped.add(request["episode"])
+    return {"llm": llm, "served": served, "flips": flips, "won_flipped": sum(won[e] for e in flipped)}
+
+
+def _sections(answer: dict) -> tuple[str, str, str]:
+    """(task line, progress lines, last feedback) of an ALFWorld state text (alfworld_env.py)."""
+    head, _, feedback = answer["state"].partition("\n\n")
+    task, _, progress = head.partition("\n")
+    return task, progress, feedback
+
+
+KEYS: dict[str, tuple[str, Callable[[dict], Hashable]]] = {
+    "state": ("the whole state (exact matching)", lambda a: (a["state"], a["candidates"])),
+    "progress": ("the state without its last feedback", lambda a: (_sections(a)[:2], a["candidates"])),
+    "place": ("task, place and what is carried",
+              lambda a: (_sections(a)[0], _sections(a)[1].split("\n")[0], a["candidates"])),
+    "task-feedback": ("task and last feedback", lambda a: (_sections(a)[0], _sections(a)[2], a["candidates"])),
+    "feedback": ("last feedback alone", lambda a: (_sections(a)[2], a["candidates"])),
+}
+"""Exact keys, coarser than the whole state, each with the candidate set (remapping needs the
+commands to be shared; the candidates still tell location and hands apart)."""
+MARGINS = (0.0, 0.5, 1.0, 2.0)
+"""Confidence gates: serve the nearest neighbour (cosine >= 0.90) when its top command leads by this many nats."""
+
+
+def load(path: str | Path, embedder: TextEmbedder) -> tuple[list[dict], list[dict], list[bool]]:
+    """Answers, requests and outcomes written by `--save` (embeddings recomputed)."""
+    saved = json.loads(Path(path).read_text())
+    answers = [{**a, "candidates": tuple(a["candidates"]), "logp": np.asarray(a["logp"]),
+                "embedding": embedder.embed_one(a["state"])} for a in saved["answers"]]
+    return answers, saved["requests"], saved["won"]
+
+
+def save(path: str | Path, answers: list[dict], requests: list[dict], won: list[bool]) -> None:
+    Path(path).write_text(json.dumps({
+        "answers": [{"state": a["state"], "candidates": a["candidates"], "logp": a["logp"].tolist()} for a in answers],
+        "requests": requests, "won": won}))
 
 
 def main() -> None:
@@ -91,20 +173,46 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads of the LLM replica")
+    parser.add_argument("--save", default="", help="write the answers, requests and outcomes to this JSON file")
+    parser.add_argument("--replay", default="", help="analyse a file written by --save instead of playing")
+    parser.add_argument("--key", choices=sorted(KEYS), default="state",
+                        help="play through an exact cache on this key (not `state`: prints the outcome only)")
     args = parser.parse_args()
-    answers, requests, wins = play_greedy(args.episodes, args.max_steps, args.threads)
+    if args.replay:
+        answers, request_log, won = load(args.replay, TextEmbedder(None, n_threads=args.threads))
+    else:
+        answers, request_log, won = play_greedy(args.episodes, args.max_steps, args.threads, KEYS[args.key][1])
+    if args.save:
+        save(args.save, answers, request_log, won)
+    if args.key != "state":
+        print(f"\ngreedy tuned prior, exact cache keyed on {KEYS[args.key][0]}: {sum(won)}/{len(won)} won, "
+              f"{len(request_log)} prior requests, {len(answers)} LLM answers ({len(request_log) / len(answers):.2f}x)")
+        return
     pairs = preserved_by_neighbour(answers)
-    misses = len(answers)
-    print(f"\ngreedy tuned prior, exact cache: {wins}/{args.episodes} won, {requests} prior requests, "
+    requests, misses = len(request_log), len(answers)
+    print(f"\ngreedy tuned prior, exact cache: {sum(won)}/{len(won)} won, {requests} prior requests, "
           f"{misses} LLM answers ({requests / misses:.2f}x)\n")
     print("| served from the nearest neighbour when | neighbour this near | of them argmax kept "
           "| LLM answers left | oracle-gated saving (bound) |")
     print("|---|---|---|---|---|")
     for delta in DELTAS:
-        near = [kept for similarity, kept in pairs if similarity >= delta]
+        near = [kept for similarity, _, kept in pairs if similarity >= delta]
         left = misses - sum(near)
         print(f"| cosine >= {delta:.2f} and argmax kept | {len(near)} | {sum(near)} "
               f"({np.mean(near) if near else float('nan'):.0%}) | {left} | {requests / left:.2f}x |")
+    print("\n| confidence gate: served from the nearest neighbour (cosine >= 0.90) when its lead is "
+          "| served | of them argmax kept | LLM answers left | saving |")
+    print("|---|---|---|---|---|")
+    for margin in MARGINS:
+        gated = [kept for similarity, lead, kept in pairs if similarity >= 0.90 and lead >= margin]
+        print(f"| >= {margin:.1f} nats | {len(gated)} | {sum(gated)} ({np.mean(gated) if gated else float('nan'):.0%}) "
+              f"| {misses - len(gated)} | {requests / (misses - len(gated)):.2f}x |")
+    print(f"\n| exact cache keyed on | LLM answers | saving | served | argmax flips | won episodes with a flip (of {sum(won)}) |")
+    print("|---|---|---|---|---|---|")
+    for name, key in KEYS.values():
+        row = served_by_key(answers, request_log, won, key)
+        print(f"| {name} | {row['llm']} | {requests / row['llm']:.2f}x | {row['served']} "
+              f"| {row['flips']} ({row['flips'] / row['served']:.0%}) | {row['won_flipped']} |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import numpy as np
 from priorcache.platform.embed import TextEmbedder
 
 
-def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_benchmark):
+def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_benchmark, tmp_path):
     bench = load_benchmark("oracle_gate")
     embedder = TextEmbedder(None, n_threads=1)
     kitchen = "Your task is to: put a clean mug in the cabinet.\nYou are at the sinkbasin 1. You are carrying the mug 1."
@@ -20,6 +20,32 @@ def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_ben
     ]
     stream = [{"embedding": embedder.embed_one(state), "candidates": cands, "logp": np.array(logp)}
               for state, cands, logp in answers]
+    # --save then --replay gives the same stream (embeddings recomputed, not stored)
+    bench.save(tmp_path / "answers.json", [{**a, "state": text} for a, (text, _, _) in zip(stream, answers)], [], [])
+    replayed, _, _ = bench.load(tmp_path / "answers.json", embedder)
+    assert [a["candidates"] for a in replayed] == [a["candidates"] for a in stream]
+    assert all(np.allclose(r["embedding"], a["embedding"]) and np.array_equal(r["logp"], a["logp"])
+               for r, a in zip(replayed, stream))
     pairs = bench.preserved_by_neighbour(stream)
-    assert [kept for _, kept in pairs] == [True, False]
-    assert all(0.8 < similarity <= 1.0 for similarity, _ in pairs)
+    assert [kept for _, _, kept in pairs] == [True, False]
+    assert all(0.8 < similarity <= 1.0 for similarity, _, _ in pairs)
+    # the neighbour's top command leads by 2.4 nats in both: a confident neighbour can still flip
+    assert [round(lead, 6) for _, lead, _ in pairs] == [2.4, 2.4]
+
+
+def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchmark):
+    bench = load_benchmark("oracle_gate")
+    task = "Your task is to: put a mug in the cabinet.\nYou are at the sinkbasin 1. You are carrying nothing."
+    commands = ("go to cabinet 1", "take mug 1 from sinkbasin 1")
+    answers = [
+        {"state": f"{task}\n\nYou arrive at sinkbasin 1.", "candidates": commands, "logp": np.array([-2.0, -0.1])},
+        {"state": f"{task}\nYou have looked in/on: sinkbasin 1.\n\nYou arrive at sinkbasin 1.",
+         "candidates": commands, "logp": np.array([-0.1, -2.0])},
+    ]
+    # episode 0 meets state 0 twice; episode 1 (won) meets state 1, which only the coarser key merges
+    requests = [{"episode": 0, "answer": 0}, {"episode": 0, "answer": 0}, {"episode": 1, "answer": 1}]
+    won = [False, True]
+    exact = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1])
+    assert exact == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
+    by_feedback = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1])
+    assert by_feedback == {"llm": 1, "served": 2, "flips": 1, "won_flipped": 1}
