@@ -148,8 +148,8 @@ KEYS: dict[str, tuple[str, Callable[[dict], Hashable]]] = {
     "task-feedback": ("task and last feedback", lambda a: (_sections(a)[0], _sections(a)[2], a["candidates"])),
     "feedback": ("last feedback alone", lambda a: (_sections(a)[2], a["candidates"])),
 }
-"""Exact keys, coarser than the whole state, each with the candidate set (remapping needs the
-commands to be shared; the candidates still tell location and hands apart)."""
+"""Exact-match keys: the whole state, and parts of it, each with the candidate set (the
+candidates still tell the place and the hands apart)."""
 MARGINS = (0.0, 0.5, 1.0, 2.0)
 """Confidence gates: serve the nearest neighbour (cosine >= 0.90) when its top command leads by this many nats."""
 
@@ -163,6 +163,7 @@ def load(path: str | Path, embedder: TextEmbedder) -> tuple[list[dict], list[dic
 
 
 def save(path: str | Path, answers: list[dict], requests: list[dict], won: list[bool]) -> None:
+    """Write what `load` reads back (the embeddings are left out: `load` recomputes them)."""
     Path(path).write_text(json.dumps({
         "answers": [{"state": a["state"], "candidates": a["candidates"], "logp": a["logp"].tolist()} for a in answers],
         "requests": requests, "won": won}))
@@ -178,6 +179,9 @@ def main() -> None:
     parser.add_argument("--key", choices=sorted(KEYS), default="state",
                         help="play through an exact cache on this key (not `state`: prints the outcome only)")
     args = parser.parse_args()
+    if args.key != "state" and (args.save or args.replay):
+        parser.error("--save and --replay record and analyse exact matching (--key state): a coarser key's "
+                     "answers serve other states, so its record cannot be replayed")
     if args.replay:
         answers, request_log, won = load(args.replay, TextEmbedder(None, n_threads=args.threads))
     else:
