@@ -205,7 +205,7 @@ def main() -> None:
         print(f"| cosine >= {delta:.2f} and argmax kept | {len(near)} | {sum(near)} "
               f"({np.mean(near) if near else float('nan'):.0%}) | {left} | {requests / left:.2f}x |")
     print("\n| confidence gate: served from the nearest neighbour (cosine >= 0.90) when its lead is "
-          "| served | of them argmax kept | LLM answers left | saving |")
+          "| served | of them argmax kept | LLM answers left | saving, flips and all |")
     print("|---|---|---|---|---|")
     for margin in MARGINS:
         gated = [kept for similarity, lead, kept in pairs if similarity >= 0.90 and lead >= margin]
