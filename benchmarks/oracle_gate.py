@@ -78,13 +78,14 @@ def play_greedy(episodes: int, max_steps: int, threads: int, key: Callable[[dict
             done = False
             while not done:
                 state = {"state": obs["state"], "candidates": tuple(obs["candidates"])}
-                if key(state) not in first:
-                    first[key(state)] = len(answers)
+                state_key = key(state)
+                if state_key not in first:
+                    first[state_key] = len(answers)
                     prior = client.request(state["state"], state["candidates"])
                     answers.append({**state, "embedding": prior.embedding, "logp": prior.logp})
-                served = answers[first[key(state)]]
+                served = answers[first[state_key]]
                 logp, _ = remap(served["logp"], served["candidates"], state["candidates"])
-                requests.append({"episode": episode, "answer": first[key(state)]})
+                requests.append({"episode": episode, "answer": first[state_key]})
                 obs, _, terminated, truncated, _ = env.step(int(np.argmax(logp)))
                 done = terminated or truncated
             won.append(bool(terminated))
@@ -121,9 +122,10 @@ def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], ke
     flipped: set[int] = set()
     for request in requests:
         fresh = answers[request["answer"]]
-        stored = first.get(key(fresh))
+        fresh_key = key(fresh)
+        stored = first.get(fresh_key)
         if stored is None:
-            first[key(fresh)] = request["answer"]
+            first[fresh_key] = request["answer"]
             llm += 1
             continue
         served += 1
