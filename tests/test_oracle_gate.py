@@ -1,5 +1,5 @@
 """benchmarks/oracle_gate.py's replay on hand-made LLM answers, with the real state embedder
-(the benchmark itself plays the real tuned prior; it is run by hand, docs/cache.md)."""
+(the full 40-episode play is run by hand, docs/cache.md), and 3 real greedy steps on the real prior."""
 
 import numpy as np
 
@@ -49,3 +49,14 @@ def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchma
     assert exact == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
     by_feedback = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1])
     assert by_feedback == {"llm": 1, "served": 2, "flips": 1, "won_flipped": 1}
+
+
+def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session):
+    """Real ALFWorld game, real tuned prior through a real LLM replica, 3 greedy steps."""
+    bench = load_benchmark("oracle_gate")
+    answers, requests, won = bench.play_greedy(1, 3, 1, bench.KEYS["state"][1])
+    assert won == [False] and len(requests) == 3
+    assert all(len(a["logp"]) == len(a["candidates"]) and a["embedding"].shape == (384,) for a in answers)
+    # replayed with the key it was played with, the record asks the LLM exactly as often as the play did
+    replayed = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1])
+    assert replayed == {"llm": len(answers), "served": 3 - len(answers), "flips": 0, "won_flipped": 0}
