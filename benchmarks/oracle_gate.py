@@ -11,16 +11,21 @@ without the LLM), and replays the answers in order three ways:
    cache's own candidate remapping, `cache.core.remap`) only where that keeps the fresh argmax.
    No real gate knows this, so per cosine floor the saving is an upper bound for any
    nearest-neighbour semantic cache on this embedding that keeps the greedy agent's success
-   (optimistic: served states still count as stored neighbours for later ones).
+   (optimistic: served states still count as stored neighbours for later ones). Its last row
+   lets any stored answer serve (perfect retrieval): about the ceiling for any cache that
+   serves stored answers, whatever its embedding or gate.
 2. Confidence gate, a gate a cache could run: serve the nearest neighbour (cosine >= 0.90) when
    its top command leads its second by at least a margin; how many of those keep the argmax.
 3. Coarser exact keys: an exact cache keyed on part of the state text (the task, the last
    feedback, the place, ...) with the candidate set; LLM answers, argmax flips, and the won
-   episodes with a flip (whose path would change). `--key NAME` plays the greedy agent through
-   such a cache for real and prints what it won.
+   episodes with a flip (whose path would change), each with and without a relevance gate
+   (`untouched`: an answer stored under the key serves a state unless the two texts differ in
+   something its top command names). `--key NAME [--gate relevance]` plays the greedy agent
+   through such a cache for real and prints what it won.
 
-How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--max-steps 50] [--threads 2]
-                 [--save F | --replay F] [--key state|progress|place|task-feedback|feedback]
+How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
+                 [--threads 2] [--save F | --replay F]
+                 [--key state|progress|place|task-feedback|feedback] [--gate none|relevance]
 
 Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min): 12/40 won, 1,563 requests,
 586 LLM answers (exact matching: 2.67x); the nearest neighbour keeps the fresh argmax for about a
@@ -36,8 +41,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Sequence
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -53,14 +60,16 @@ from priorcache.platform.prior_client import PriorClient  # noqa: E402
 DELTAS = (0.0, 0.90, 0.95, 0.98)
 EXPERIMENT = "experiments/alfworld_ppo_prior.yaml"
 ADAPTER = "priorcache/platform/llm/adapters/alfworld-lora.gguf"
+Gate = Callable[[str, str, str], bool]
+"""(stored state text, fresh state text, the stored answer's top command) -> may it serve."""
 
 
-def play_greedy(episodes: int, max_steps: int, threads: int, key: Callable[[dict], Hashable]
+def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callable[[dict], Hashable], gate: Gate
                 ) -> tuple[list[dict], list[dict], list[bool]]:
-    """Greedy episodes through an exact cache keyed on `key({"state", "candidates"})`: (the LLM's
-    answers in order, every request in order as {"episode", "answer"} with the index of the
-    answer that serves it, won per episode). A key's first state is asked of the LLM; later
-    states with that key are served its scores, remapped over their own commands."""
+    """Greedy episodes, one per env seed, through an exact cache keyed on `key({"state",
+    "candidates"})`: (the LLM's answers in order, every request in order as {"episode", "answer"}
+    with the index of the answer that serves it, won per episode). A state is served the scores of the latest answer
+    under its key that `gate` lets serve it (`serving_entry`); otherwise the LLM is asked."""
     cfg = load_config(EXPERIMENT, [
         f"env.max_steps={max_steps}", "env.alfworld.max_games=0", f"prior.llm.adapter_path={ADAPTER}",
         "prior.cache.mode=off", f"prior.llm.n_threads={threads}",
@@ -70,27 +79,28 @@ def play_greedy(episodes: int, max_steps: int, threads: int, key: Callable[[dict
     env = make_text_env(resolve_env(cfg.env), "eval")
     answers: list[dict] = []
     requests: list[dict] = []
-    first: dict[Hashable, int] = {}
+    stored: dict[Hashable, list[int]] = {}
     won: list[bool] = []
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=episode)
+        for episode, seed in enumerate(seeds):
+            obs, _ = env.reset(seed=seed)
             done = False
             while not done:
                 state = {"state": obs["state"], "candidates": tuple(obs["candidates"])}
-                state_key = key(state)
-                if state_key not in first:
-                    first[state_key] = len(answers)
+                entries = stored.setdefault(key(state), [])
+                found = serving_entry(entries, state, answers, gate)
+                if found is None:
+                    entries.append(len(answers))
                     prior = client.request(state["state"], state["candidates"])
                     answers.append({**state, "embedding": prior.embedding, "logp": prior.logp})
-                served = answers[first[state_key]]
-                logp, _ = remap(served["logp"], served["candidates"], state["candidates"])
-                requests.append({"episode": episode, "answer": first[state_key]})
+                    found = len(answers) - 1, prior.logp
+                answer, logp = found
+                requests.append({"episode": episode, "answer": answer})
                 obs, _, terminated, truncated, _ = env.step(int(np.argmax(logp)))
                 done = terminated or truncated
             won.append(bool(terminated))
-            print(f"episode {episode + 1}/{episodes}: {'won' if terminated else 'lost'}, {len(requests)} requests, "
-                  f"{len(answers)} LLM answers", flush=True)
+            print(f"episode {episode + 1}/{len(seeds)} (seed {seed}): {'won' if terminated else 'lost'}, "
+                  f"{len(requests)} requests, {len(answers)} LLM answers", flush=True)
     finally:
         env.close()
     return answers, requests, won
@@ -112,28 +122,74 @@ def preserved_by_neighbour(answers: list[dict]) -> list[tuple[float, float, bool
     return out
 
 
-def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], key: Callable[[dict], Hashable]
-                  ) -> dict[str, int]:
+def asked_with_perfect_retrieval(answers: list[dict]) -> int:
+    """LLM answers left if each state were served by any stored answer whose scores, remapped over
+    its commands, keep its fresh argmax (stored: the states none could serve). About the ceiling
+    for any cache that serves stored answers, whatever its embedding or gate (greedy: serving
+    whenever it can, it need not find the fewest)."""
+    stored: list[int] = []
+    for index, answer in enumerate(answers):
+        fresh = int(np.argmax(answer["logp"]))
+        if not any(int(np.argmax(remap(answers[j]["logp"], answers[j]["candidates"], answer["candidates"])[0])) == fresh
+                   for j in stored):
+            stored.append(index)
+    return len(stored)
+
+
+def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], key: Callable[[dict], Hashable],
+                  gate: Gate) -> dict[str, int]:
     """Replay the requests through an exact cache keyed on `key(answer)` instead of the whole
-    state: each key is answered once by the LLM and served (scores remapped) ever after.
-    Counts LLM answers, served requests, argmax flips and the won episodes with a flip."""
-    first: dict[Hashable, int] = {}
+    state, served as `play_greedy` serves (`serving_entry` with `gate`). Counts LLM answers,
+    served requests, argmax flips and the won episodes with a flip."""
+    stored: dict[Hashable, list[int]] = {}
     llm = served = flips = 0
     flipped: set[int] = set()
     for request in requests:
         fresh = answers[request["answer"]]
-        fresh_key = key(fresh)
-        stored = first.get(fresh_key)
-        if stored is None:
-            first[fresh_key] = request["answer"]
+        entries = stored.setdefault(key(fresh), [])
+        found = serving_entry(entries, fresh, answers, gate)
+        if found is None:
+            entries.append(request["answer"])
             llm += 1
             continue
         served += 1
-        remapped, _ = remap(answers[stored]["logp"], answers[stored]["candidates"], fresh["candidates"])
-        if int(np.argmax(remapped)) != int(np.argmax(fresh["logp"])):
+        if int(np.argmax(found[1])) != int(np.argmax(fresh["logp"])):
             flips += 1
             flipped.add(request["episode"])
     return {"llm": llm, "served": served, "flips": flips, "won_flipped": sum(won[e] for e in flipped)}
+
+
+def serving_entry(entries: list[int], state: dict, answers: list[dict], gate: Gate) -> tuple[int, np.ndarray] | None:
+    """The latest of `entries` (indices of answers stored under `state`'s key) that `gate` lets
+    serve `state`, with its scores remapped over `state`'s commands; None when the LLM must answer."""
+    for index in reversed(entries):
+        logp, _ = remap(answers[index]["logp"], answers[index]["candidates"], state["candidates"])
+        if gate(answers[index]["state"], state["state"], state["candidates"][int(np.argmax(logp))]):
+            return index, logp
+    return None
+
+
+_FUNCTION_WORDS = frozenset({"a", "the", "some", "go", "to", "in", "on", "with", "from"})
+
+
+def _words(text: str) -> Counter:
+    """Words of a text, a numbered object ("fridge 1") counted as one word."""
+    return Counter(re.findall(r"[a-z]+ \d+|[a-z]+", text.lower()))
+
+
+def untouched(stored_state: str, fresh_state: str, command: str) -> bool:
+    """Relevance gate: serve a stored answer unless the two state texts differ in how often they
+    say a word its top command names ("fridge 1" looked in once more, "open" on a receptacle),
+    function words aside. It compares words only, and reads no layout of the state text."""
+    stored, fresh = _words(stored_state), _words(fresh_state)
+    return not any(stored[word] != fresh[word] for word in _words(command) if word not in _FUNCTION_WORDS)
+
+
+GATES: dict[str, Gate] = {
+    "none": lambda stored_state, fresh_state, command: True,
+    "relevance": untouched,
+}
+"""How a keyed cache decides whether an answer stored under the key may serve a state."""
 
 
 def _sections(answer: dict) -> tuple[str, str, str]:
@@ -175,24 +231,32 @@ def save(path: str | Path, answers: list[dict], requests: list[dict], won: list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=40)
+    parser.add_argument("--first-seed", type=int, default=0, help="env seed of the first episode (one game per seed)")
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads of the LLM replica")
     parser.add_argument("--save", default="", help="write the answers, requests and outcomes to this JSON file")
     parser.add_argument("--replay", default="", help="analyse a file written by --save instead of playing")
     parser.add_argument("--key", choices=sorted(KEYS), default="state",
                         help="play through an exact cache on this key (not `state`: prints the outcome only)")
+    parser.add_argument("--gate", choices=sorted(GATES), default="none",
+                        help="which answer stored under the key may serve a state "
+                             "(not `none`: prints the outcome only)")
     args = parser.parse_args()
-    if args.key != "state" and (args.save or args.replay):
-        parser.error("--save and --replay record and analyse exact matching (--key state): a coarser key's "
-                     "answers serve other states, so its record cannot be replayed")
+    exact = (args.key, args.gate) == ("state", "none")
+    if not exact and (args.save or args.replay):
+        parser.error("--save and --replay record and analyse exact matching (--key state --gate none): other "
+                     "keys and gates serve states other answers, so their records cannot be replayed")
     if args.replay:
         answers, request_log, won = load(args.replay, TextEmbedder(None, n_threads=args.threads))
     else:
-        answers, request_log, won = play_greedy(args.episodes, args.max_steps, args.threads, KEYS[args.key][1])
+        seeds = range(args.first_seed, args.first_seed + args.episodes)
+        answers, request_log, won = play_greedy(seeds, args.max_steps, args.threads, KEYS[args.key][1],
+                                                GATES[args.gate])
     if args.save:
         save(args.save, answers, request_log, won)
-    if args.key != "state":
-        print(f"\ngreedy tuned prior, exact cache keyed on {KEYS[args.key][0]}: {sum(won)}/{len(won)} won, "
+    if not exact:
+        print(f"\ngreedy tuned prior, exact cache keyed on {KEYS[args.key][0]}, gate {args.gate}: "
+              f"{sum(won)}/{len(won)} won, "
               f"{len(request_log)} prior requests, {len(answers)} LLM answers ({len(request_log) / len(answers):.2f}x)")
         return
     pairs = preserved_by_neighbour(answers)
@@ -207,6 +271,9 @@ def main() -> None:
         left = misses - sum(near)
         print(f"| cosine >= {delta:.2f} and argmax kept | {len(near)} | {sum(near)} "
               f"({np.mean(near) if near else float('nan'):.0%}) | {left} | {requests / left:.2f}x |")
+    left = asked_with_perfect_retrieval(answers)
+    print(f"| any stored answer keeps the argmax (perfect retrieval) | – | {misses - left} | {left} "
+          f"| {requests / left:.2f}x |")
     print("\n| confidence gate: served from the nearest neighbour (cosine >= 0.90) when its lead is "
           "| served | of them argmax kept | LLM answers left | saving, flips and all |")
     print("|---|---|---|---|---|")
@@ -214,12 +281,14 @@ def main() -> None:
         gated = [kept for similarity, lead, kept in pairs if similarity >= 0.90 and lead >= margin]
         print(f"| >= {margin:.1f} nats | {len(gated)} | {sum(gated)} ({np.mean(gated) if gated else float('nan'):.0%}) "
               f"| {misses - len(gated)} | {requests / (misses - len(gated)):.2f}x |")
-    print(f"\n| exact cache keyed on | LLM answers | saving | served | argmax flips | won episodes with a flip (of {sum(won)}) |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n| exact cache keyed on | gate | LLM answers | saving | served | argmax flips "
+          f"| won episodes with a flip (of {sum(won)}) |")
+    print("|---|---|---|---|---|---|---|")
     for name, key in KEYS.values():
-        row = served_by_key(answers, request_log, won, key)
-        print(f"| {name} | {row['llm']} | {requests / row['llm']:.2f}x | {row['served']} "
-              f"| {row['flips']} ({row['flips'] / row['served']:.0%}) | {row['won_flipped']} |")
+        for gate_name, gate in GATES.items():
+            row = served_by_key(answers, request_log, won, key, gate)
+            print(f"| {name} | {gate_name} | {row['llm']} | {requests / row['llm']:.2f}x | {row['served']} "
+                  f"| {row['flips']} ({row['flips'] / row['served']:.0%}) | {row['won_flipped']} |")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_ben
     assert all(0.8 < similarity <= 1.0 for similarity, _, _ in pairs)
     # the neighbour's top command leads by 2.4 nats in both: a confident neighbour can still flip
     assert [round(lead, 6) for _, lead, _ in pairs] == [2.4, 2.4]
+    # perfect retrieval: answer 0 serves answer 1; nothing stored tops "go to cabinet 1", so answer 2 is asked
+    assert bench.asked_with_perfect_retrieval(stream) == 2
 
 
 def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchmark):
@@ -45,18 +47,35 @@ def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchma
     # episode 0 meets state 0 twice; episode 1 (won) meets state 1, which only the coarser key merges
     requests = [{"episode": 0, "answer": 0}, {"episode": 0, "answer": 0}, {"episode": 1, "answer": 1}]
     won = [False, True]
-    exact = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1])
+    exact = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1], bench.GATES["none"])
     assert exact == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
-    by_feedback = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1])
+    by_feedback = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.GATES["none"])
     assert by_feedback == {"llm": 1, "served": 2, "flips": 1, "won_flipped": 1}
+    # the relevance gate sees "sinkbasin 1", which the stored top command names, once more: the LLM answers
+    gated = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.GATES["relevance"])
+    assert gated == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
+
+
+def test_the_relevance_gate_refuses_only_changes_its_command_names(load_benchmark):
+    untouched = load_benchmark("oracle_gate").untouched
+    stored = "You are at the fridge 1.\nYou have looked in/on: sidetable 1.\n\nThe fridge 1 is closed."
+    looked_at_fridge = stored.replace("sidetable 1.", "fridge 1, sidetable 1.")
+    assert untouched(stored, looked_at_fridge, "go to countertop 1")
+    # "fridge 1" is said once more: a command on the fridge may no longer be the LLM's choice
+    assert not untouched(stored, looked_at_fridge, "open fridge 1")
+    # a numbered object is one word ("fridge 2" is not "fridge 1"); function words never count
+    assert untouched(stored, looked_at_fridge, "go to fridge 2")
+    assert untouched(stored, stored.replace("at the", "at a"), "put mug 1 in/on the countertop 1")
+
 
 
 def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session):
     """Real ALFWorld game, real tuned prior through a real LLM replica, 3 greedy steps."""
     bench = load_benchmark("oracle_gate")
-    answers, requests, won = bench.play_greedy(1, 3, 1, bench.KEYS["state"][1])
+    key, gate = bench.KEYS["task-feedback"][1], bench.GATES["relevance"]
+    answers, requests, won = bench.play_greedy(range(1), 3, 1, key, gate)
     assert won == [False] and len(requests) == 3
     assert all(len(a["logp"]) == len(a["candidates"]) and a["embedding"].shape == (384,) for a in answers)
     # replayed with the key it was played with, the record asks the LLM exactly as often as the play did
-    replayed = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1])
+    replayed = bench.served_by_key(answers, requests, won, key, gate)
     assert replayed == {"llm": len(answers), "served": 3 - len(answers), "flips": 0, "won_flipped": 0}
