@@ -32,7 +32,9 @@ Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min): 12/40 won, 
 third of the states, so the bound is 3.95x with no similarity floor and 3.50x / 3.29x / 3.10x at
 cosine 0.90 / 0.95 / 0.98; neighbours that lead by >= 1 nat keep it for under half; keyed on task
 and last feedback, 3.60x with argmax flips in 2 of the 12 won episodes, and played for real
-(`--key task-feedback`) 10/40 won at 3.93x (`--key feedback`: the same 10/40 at 4.54x).
+(`--key task-feedback`) 10/40 won at 3.93x (`--key feedback`: the same 10/40 at 4.54x); with
+`--gate relevance` no flip at all and 12/40 at 2.89x (`--key feedback`: 12/40 at 3.33x, one won
+episode traded for another); perfect retrieval's loose ceiling 16x.
 See docs/cache.md ("An oracle-gated bound" and "Gates a cache could run, and coarser keys").
 """
 
