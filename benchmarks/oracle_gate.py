@@ -34,7 +34,8 @@ cosine 0.90 / 0.95 / 0.98; neighbours that lead by >= 1 nat keep it for under ha
 and last feedback, 3.60x with argmax flips in 2 of the 12 won episodes, and played for real
 (`--key task-feedback`) 10/40 won at 3.93x (`--key feedback`: the same 10/40 at 4.54x); with
 `--gate relevance` no flip at all and 12/40 at 2.89x (`--key feedback`: 12/40 at 3.33x, one won
-episode traded for another); perfect retrieval's loose ceiling 16x.
+episode traded for another); perfect retrieval's loose ceiling 16x. On seeds 40-79
+(`--first-seed 40`): 7/40 won, exact matching 3.24x; `--key feedback --gate relevance` 8/40 at 3.57x.
 See docs/cache.md ("An oracle-gated bound" and "Gates a cache could run, and coarser keys").
 """
 
