@@ -35,7 +35,8 @@ and last feedback, 3.60x with argmax flips in 2 of the 12 won episodes, and play
 (`--key task-feedback`) 10/40 won at 3.93x (`--key feedback`: the same 10/40 at 4.54x); with
 `--gate relevance` no flip at all and 12/40 at 2.89x (`--key feedback`: 12/40 at 3.33x, one won
 episode traded for another); perfect retrieval's loose ceiling 16x. On seeds 40-79
-(`--first-seed 40`): 7/40 won, exact matching 3.24x; `--key feedback --gate relevance` 8/40 at 3.57x.
+(`--first-seed 40`): 7/40 won, exact matching 3.24x; `--key feedback --gate relevance` 8/40 at 3.57x;
+on seeds 80-119: 10/40 and 3.27x; 10/40 (the same episodes) at 3.74x.
 See docs/cache.md ("An oracle-gated bound" and "Gates a cache could run, and coarser keys").
 """
 
