@@ -131,13 +131,17 @@ def asked_with_perfect_retrieval(answers: list[dict]) -> int:
     its commands, keep its fresh argmax (stored: the states none could serve). About the ceiling
     for any cache that serves stored answers, whatever its embedding or gate (greedy: serving
     whenever it can, it need not find the fewest)."""
-    stored: list[int] = []
-    for index, answer in enumerate(answers):
-        fresh = int(np.argmax(answer["logp"]))
-        if not any(int(np.argmax(remap(answers[j]["logp"], answers[j]["candidates"], answer["candidates"])[0])) == fresh
-                   for j in stored):
-            stored.append(index)
+    stored: list[dict] = []
+    for answer in answers:
+        if not any(_keeps_argmax(earlier, answer) for earlier in stored):
+            stored.append(answer)
     return len(stored)
+
+
+def _keeps_argmax(stored: dict, fresh: dict) -> bool:
+    """Whether `stored`'s scores, remapped over `fresh`'s commands, put the fresh top command first."""
+    remapped, _ = remap(stored["logp"], stored["candidates"], fresh["candidates"])
+    return int(np.argmax(remapped)) == int(np.argmax(fresh["logp"]))
 
 
 def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], key: Callable[[dict], Hashable],
