@@ -72,8 +72,9 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
                 ) -> tuple[list[dict], list[dict], list[bool]]:
     """Greedy episodes, one per env seed, through an exact cache keyed on `key({"state",
     "candidates"})`: (the LLM's answers in order, every request in order as {"episode", "answer"}
-    with the index of the answer that serves it, won per episode). A state is served the scores of the latest answer
-    under its key that `gate` lets serve it (`serving_entry`); otherwise the LLM is asked."""
+    with the index of the answer that serves it, won per episode). A state is served the scores
+    of the latest answer under its key that `gate` lets serve it (`serving_entry`); otherwise the
+    LLM is asked."""
     cfg = load_config(EXPERIMENT, [
         f"env.max_steps={max_steps}", "env.alfworld.max_games=0", f"prior.llm.adapter_path={ADAPTER}",
         "prior.cache.mode=off", f"prior.llm.n_threads={threads}",
