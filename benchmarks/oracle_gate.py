@@ -45,8 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-from collections import Counter
 from pathlib import Path
 from typing import Callable, Hashable, Sequence
 
@@ -57,6 +55,7 @@ import numpy as np  # noqa: E402
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
 from priorcache.platform.cache.core import remap  # noqa: E402
+from priorcache.platform.cache.relevance import untouched  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
 from priorcache.platform.embed import TextEmbedder  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
@@ -176,22 +175,6 @@ def serving_entry(entries: list[int], state: dict, answers: list[dict], gate: Ga
         if gate(answers[index]["state"], state["state"], state["candidates"][int(np.argmax(logp))]):
             return index, logp
     return None
-
-
-_FUNCTION_WORDS = frozenset({"a", "the", "some", "go", "to", "in", "on", "with", "from"})
-
-
-def _words(text: str) -> Counter:
-    """Words of a text, a numbered object ("fridge 1") counted as one word."""
-    return Counter(re.findall(r"[a-z]+ \d+|[a-z]+", text.lower()))
-
-
-def untouched(stored_state: str, fresh_state: str, command: str) -> bool:
-    """Relevance gate: serve a stored answer unless the two state texts differ in how often they
-    say a word its top command names ("fridge 1" looked in once more, "open" on a receptacle),
-    function words aside. It compares words only, and reads no layout of the state text."""
-    stored, fresh = _words(stored_state), _words(fresh_state)
-    return not any(stored[word] != fresh[word] for word in _words(command) if word not in _FUNCTION_WORDS)
 
 
 GATES: dict[str, Gate] = {

@@ -56,18 +56,6 @@ def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchma
     assert gated == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
 
 
-def test_the_relevance_gate_refuses_only_changes_in_what_its_command_names(load_benchmark):
-    untouched = load_benchmark("oracle_gate").untouched
-    stored = "You are at the fridge 1.\nYou have looked in/on: sidetable 1.\n\nThe fridge 1 is closed."
-    looked_at_fridge = stored.replace("sidetable 1.", "fridge 1, sidetable 1.")
-    assert untouched(stored, looked_at_fridge, "go to countertop 1")
-    # "fridge 1" is said once more: a command on the fridge may no longer be the LLM's choice
-    assert not untouched(stored, looked_at_fridge, "open fridge 1")
-    # a numbered object is one word ("fridge 2" is not "fridge 1"); function words never count
-    assert untouched(stored, looked_at_fridge, "go to fridge 2")
-    assert untouched(stored, stored.replace("at the", "at a"), "put mug 1 in/on the countertop 1")
-
-
 def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session):
     """Real ALFWorld game, real tuned prior through a real LLM replica, 3 greedy steps."""
     bench = load_benchmark("oracle_gate")

@@ -450,6 +450,13 @@ class AlfworldEnv(gym.Env[Observation, int]):
         return self._game
 
 
+    @staticmethod
+    def cache_key(observation: Observation) -> str:
+        """What a keyed prior cache matches exactly (`prior.cache.mode=keyed`): the feedback to the
+        last command ("" at the start). The rest of the state is gated on what the served command
+        names; of the keys measured this one saved the most without losing wins (docs/cache.md)."""
+        return observation["state"].partition("\n\n")[2]
+
     def _observe(self, game_state: textworld.GameState, feedback: str | None = None) -> Observation:
         self._candidates, self._dropped = action_slots(game_state["admissible_commands"], self.max_actions, _DROPPED_COMMANDS)
         last = (game_state["feedback"] if feedback is None else feedback).strip()

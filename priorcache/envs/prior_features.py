@@ -3,7 +3,8 @@
 This wrapper is where the prior is fetched (through `PriorClient`: near-cache, shared cache,
 LLM pool), once per observation, on the env runner. Putting the prior into the observation
 means it is stored in the episodes, so the learner's KL(pi || prior) term reads it from
-the train batch instead of asking the cache again.
+the train batch instead of asking the cache again. An env with a `cache_key(observation)`
+method names the part of its state a keyed cache matches (`prior.cache.mode=keyed`).
 
 Observation (a `Dict` space, K = max action slots, D = embedding size):
 - `state`       (D,)    unit embedding of the state text,
@@ -66,6 +67,7 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
         super().__init__(env)
         self._embedder = embedder
         self._client = client
+        self._cache_key = getattr(env.unwrapped, "cache_key", None)
         self._max_actions = int(env.action_space.n)
         self.observation_space = feature_space(self._max_actions, embedder.dim)
         self._last_prior: dict[str, Any] = {}
@@ -106,7 +108,8 @@ class PriorFeaturesWrapper(gym.ObservationWrapper):
             features["actions"][:k] = self._embedder.embed(candidates)
             features["action_mask"][:k] = 1.0
         if self._client is not None and k:
-            result = self._client.request(state_text, candidates)
+            key = self._cache_key(observation) if self._cache_key is not None else None
+            result = self._client.request(state_text, candidates, key)
             features["state"] = result.embedding
             features["prior_logp"][:k] = result.logp
             self._last_prior = prior_info(result)

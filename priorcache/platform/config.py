@@ -265,7 +265,9 @@ class CacheConfig:
     """The adaptive semantic cache of priors, shared cluster-wide by a named actor."""
 
     mode: str = "semantic"
-    """`semantic` (cosine >= threshold), `exact` (identical state text) or `off`."""
+    """`semantic` (cosine >= threshold), `exact` (identical state text), `keyed` (identical key,
+    the part of the state the env names as what the prior hinges on, e.g. ALFWorld's last
+    feedback, and no difference in what the served top command names: docs/cache.md) or `off`."""
     capacity: int = 1000
     """Most entries kept (K); least recently used entries are evicted beyond it."""
     threshold: float = 0.95
@@ -491,7 +493,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prior.llm.backend": ("llama_cpp", "vllm"),
     "prior.llm.dtype": DTYPES,
     "prior.llm.fallback": tuple(FALLBACK_PRIORS),
-    "prior.cache.mode": ("semantic", "exact", "off"),
+    "prior.cache.mode": ("semantic", "exact", "keyed", "off"),
     "prior.cache.candidates": ("same", "remap"),
     "algorithm.name": ("ppo_prior", "ppo", "dqn_prior", "dqn", "cql_prior", "cql", "sac_prior", "sac",
                        "cql_prior_continuous", "cql_continuous"),

@@ -1,6 +1,6 @@
 """The prior request path of one process: embed -> near-cache -> cache actor -> LLM pool.
 
-`PriorClient.request(state_text, candidates)` returns log p_LLM(a|s) over the candidates and
+`PriorClient.request(state_text, candidates, key)` returns log p_LLM(a|s) over the candidates and
 says where it came from (`near`, `cache`, `llm` or `fallback`) and how long it took. The
 near-cache is a small `SemanticCache` in this process with the shared cache's parameters
 (re-read every `near_sync_s` seconds, since the meta-optimizer changes them at run time).
@@ -9,7 +9,9 @@ prior (uniform) and is not cached. While the cache actor restarts, calls to it w
 retried by Ray (`cache/actor.py`), so a restart slows requests down but fails none. A
 fraction of hits is audited against a fresh LLM prior (`cache/audit.py`); the outcome goes
 back to the entry that served the hit (per-entry thresholds learn from it).
-Priors are cached as the LLM gave them. A semantic hit is served at the shared `temperature`
+`key` is the part of the state the env names as what the prior hinges on (`cache_key` of a
+text env; a keyed cache matches it exactly and gates the rest, `cache/core.py`).
+Priors are cached as the LLM gave them. A semantic or keyed hit is served at the shared `temperature`
 parameter (flatter while the audits find semantic hits wrong); the LLM's own answers and exact
 hits, which are what the LLM would answer, are served as they are.
 `PriorClient.propose` asks for the arguments of an open action (WebShop's search queries)
@@ -26,7 +28,7 @@ import numpy as np
 import ray
 from ray.exceptions import GetTimeoutError
 
-from priorcache.platform.cache.actor import Recovery, get_or_create_cache_actor
+from priorcache.platform.cache.actor import LookupRequest, Recovery, get_or_create_cache_actor
 from priorcache.platform.cache.audit import AuditResult, HitAuditor
 from priorcache.platform.cache.core import CacheParams, Guard, Hit, SemanticCache, hash_text
 from priorcache.platform.cache.proposals import proposal_key
@@ -107,15 +109,18 @@ class PriorClient:
         """(model id, prompt version) of the priors this client receives."""
         return self._model_id, self._prompt_version
 
-    def request(self, state_text: str, candidates: Sequence[str]) -> PriorResult:
-        """The prior over `candidates` in the state described by `state_text`."""
+    def request(self, state_text: str, candidates: Sequence[str], key: str | None = None) -> PriorResult:
+        """The prior over `candidates` in the state described by `state_text`, whose key for a
+        keyed cache is `key` (None: the whole text)."""
         started = time.perf_counter()
         embedding = self.embedder.embed_one(state_text)
         text_hash = hash_text(state_text)
+        key_hash = hash_text(key) if key is not None else text_hash
         candidates = tuple(candidates)
         guard = Guard.for_candidates(self._model_id, self._prompt_version, candidates)
         self._sync_params()
-        hit, source = self._lookup(embedding, text_hash, guard, candidates)
+        request = (embedding, text_hash, guard, candidates, state_text, key_hash)
+        hit, source = self._lookup(request)
         if hit is not None:
             logp = hit.logp
             if not hit.exact:
@@ -126,9 +131,9 @@ class PriorClient:
         else:
             logp, source = self._ask_llm(state_text, candidates)
             if source == "llm":
-                self._cache.insert.remote([(embedding, text_hash, guard, logp, candidates)])
+                self._cache.insert.remote([(embedding, text_hash, guard, logp, candidates, state_text, key_hash)])
                 if self._near is not None:
-                    self._near.insert(embedding, text_hash, guard, logp, candidates)
+                    self._near.insert(embedding, text_hash, guard, logp, candidates, state_text, key_hash)
         audits = tuple(self._auditor.collect())
         self._report(audits)
         exact = hit is not None and hit.exact
@@ -158,19 +163,22 @@ class PriorClient:
         self._report(audits)
         return audits
 
-    def _lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard,
-                candidates: tuple[str, ...]) -> tuple[Hit | None, str]:
+    def _lookup(self, request: LookupRequest) -> tuple[Hit | None, str]:
         if self._near is not None:
-            hit = self._near.lookup(embedding, text_hash, guard, candidates)
+            hit = self._near.lookup(*request)
             if hit is not None:
                 return hit, "near"
-        hits, params, version = ray.get(self._cache.lookup.remote([(embedding, text_hash, guard, candidates)]))
+        hits, params, version = ray.get(self._cache.lookup.remote([request]))
         self._apply_params(params, version)
         hit = hits[0]
         if hit is None:
             return None, "llm"
-        if self._near is not None:
-            self._near.insert(embedding, text_hash, guard, hit.logp, candidates, hit.entry_threshold)
+        # A keyed hit is the answer for another text: stored under this one, the near copy would
+        # gate later states against a text the LLM never scored, so only exact hits are copied.
+        if self._near is not None and (hit.exact or self._params.mode != "keyed"):
+            embedding, text_hash, guard, candidates, state_text, key_hash = request
+            self._near.insert(embedding, text_hash, guard, hit.logp, candidates, state_text, key_hash,
+                              threshold=hit.entry_threshold)
         return hit, "cache"
 
     def _report(self, audits: tuple[AuditResult, ...]) -> None:

@@ -104,6 +104,14 @@ def test_reset_observation_and_info(env, seen_games):
     assert not info["won"] and not info["lost"] and info["candidates_truncated"] == 0
 
 
+def test_the_cache_key_is_the_last_feedback(env):
+    obs, _ = env.reset(options={"game_index": 0})
+    assert env.cache_key(obs) == ""
+    obs, _, _, _, info = env.step(obs["candidates"].index("go to sidetable 1"))
+    assert env.cache_key(obs) == info["feedback"].strip() != ""
+    assert obs["state"].endswith("\n\n" + env.cache_key(obs))
+
+
 @pytest.mark.parametrize("task", EXPERT_TASKS)
 def test_expert_plan_wins(env, seen_games, task):
     index = next(i for i, game in enumerate(seen_games) if task_type(game) == task)

@@ -11,6 +11,8 @@ from priorcache.envs.prior_features import PriorFeaturesWrapper
 from priorcache.envs.textworld_env import TextWorldEnv
 from priorcache.envs.textworld_games import GameSpec, ensure_game
 from priorcache.platform.embed import TextEmbedder
+from priorcache.platform.logprob import uniform_logp
+from priorcache.platform.prior_client import PriorResult
 
 SPEC = GameSpec(world_size=2, nb_objects=4, quest_length=2, seed=1)
 # As in test_textworld_env.py: `check_env` samples any action slot from a reset state, and slots
@@ -61,3 +63,32 @@ def test_observations_stay_in_the_declared_space(wrapped):
     # A -inf prior log-probability would make the KL term infinite: the space rejects it.
     obs["prior_logp"][0] = -np.inf
     assert not wrapped.observation_space.contains(obs)
+
+
+class RecordingClient:
+    """Stands in for `PriorClient` (unit test): records the state texts and keys it is asked
+    with. The real keyed path is tested in tests/platform/test_prior_client.py."""
+
+    def __init__(self, embedder):
+        self.embedder, self.asked = embedder, []
+
+    def request(self, state_text, candidates, key=None):
+        self.asked.append((state_text, key))
+        return PriorResult(uniform_logp(len(candidates)), self.embedder.embed_one(state_text), "llm", False, 0.0, 1.0)
+
+
+class KeyedTextWorldEnv(TextWorldEnv):
+    @staticmethod
+    def cache_key(observation):
+        return observation["state"][:10]
+
+
+@pytest.mark.parametrize("env_type", [TextWorldEnv, KeyedTextWorldEnv])
+def test_the_env_names_the_key_a_keyed_cache_matches(game_file, embedder, env_type):
+    client = RecordingClient(embedder)
+    env = PriorFeaturesWrapper(env_type(game_file, max_actions=CHECK_SLOTS), embedder, client)
+    env.reset(seed=0)
+    env.step(0)
+    env.close()
+    expected = [(text, text[:10] if env_type is KeyedTextWorldEnv else None) for text, _ in client.asked]
+    assert len(client.asked) == 2 and client.asked == expected

@@ -209,3 +209,72 @@ def test_switching_to_remap_keeps_entries():
     c.set_params(CacheParams(candidates="remap"))
     wanted = ("take key", "go north")
     assert c.lookup(unit(1), hash_text("a"), Guard.for_candidates("model-a", "tw-v1", wanted), wanted) is not None
+
+
+# keyed: exact match on the state's key, the relevance gate on the rest of the text
+COMMANDS = ("go to fridge 1", "open cabinet 1")
+KEYED_GUARD = Guard.for_candidates("model-a", "alfworld-v1", COMMANDS)
+TO_FRIDGE, TO_CABINET = np.log([0.8, 0.2]), np.log([0.3, 0.7])
+FEEDBACK = "Nothing happens."
+SEEN_NOTHING = f"Your task is to: find a mug.\nYou are at the sinkbasin 1.\n\n{FEEDBACK}"
+
+
+def keyed_insert(c: SemanticCache, text: str, logp: np.ndarray, key: str = FEEDBACK, v=None) -> None:
+    c.insert(unit(1) if v is None else v, hash_text(text), KEYED_GUARD, logp, COMMANDS, text, hash_text(key))
+
+
+def keyed_lookup(c: SemanticCache, text: str, key: str = FEEDBACK, v=None):
+    return c.lookup(unit(1) if v is None else v, hash_text(text), KEYED_GUARD, COMMANDS, text, hash_text(key))
+
+
+def test_keyed_serves_another_text_under_its_key_unless_it_differs_in_the_top_command():
+    c = cache(mode="keyed")
+    keyed_insert(c, SEEN_NOTHING, TO_FRIDGE)
+    # the fresh text says more, but nothing about "fridge 1": the stored answer serves, with its cosine
+    elsewhere = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1.\nYou have looked in/on: drawer 1.")
+    hit = keyed_lookup(c, elsewhere, v=unit(1, 0.3))
+    assert hit is not None and not hit.exact and hit.similarity == pytest.approx(0.958, abs=1e-3)
+    np.testing.assert_allclose(hit.logp, TO_FRIDGE)
+    # the fridge was looked in meanwhile: the stored top command may no longer be the LLM's choice
+    # "fridge" without its number is another word than "fridge 1"
+    assert keyed_lookup(c, SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1. A fridge hums.")) is not None
+    looked_in_fridge = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1.\nYou have looked in/on: fridge 1.")
+    assert keyed_lookup(c, looked_in_fridge) is None
+    # another key never serves, whatever the text
+    assert keyed_lookup(c, elsewhere, key="You open the drawer 1.") is None
+    exact = keyed_lookup(c, SEEN_NOTHING)
+    assert exact is not None and exact.exact
+    assert (c.stats.lookups, c.stats.hits, c.stats.exact_hits) == (5, 3, 1)
+
+
+def test_keyed_serves_the_latest_entry_the_gate_lets_through():
+    c = cache(mode="keyed")
+    keyed_insert(c, SEEN_NOTHING, TO_FRIDGE)
+    looked_in_fridge = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1.\nYou have looked in/on: fridge 1.")
+    keyed_insert(c, looked_in_fridge, TO_CABINET)
+    # later and untouched in "cabinet 1": the second answer serves
+    np.testing.assert_allclose(keyed_lookup(c, looked_in_fridge + " Quiet.").logp, TO_CABINET)
+    # a text naming "cabinet 1" once more fails the second entry's gate; the first's ("fridge 1") passes
+    cabinet_seen = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1. The cabinet 1 is closed.")
+    np.testing.assert_allclose(keyed_lookup(c, cabinet_seen).logp, TO_FRIDGE)
+
+
+def test_keyed_without_a_key_is_exact_matching_and_needs_the_texts():
+    c = cache(mode="keyed")
+    c.insert(unit(1), hash_text(SEEN_NOTHING), KEYED_GUARD, TO_FRIDGE, COMMANDS, SEEN_NOTHING)
+    assert c.lookup(unit(1), hash_text(SEEN_NOTHING + " "), KEYED_GUARD, COMMANDS, SEEN_NOTHING + " ") is None
+    assert c.lookup(unit(1), hash_text(SEEN_NOTHING), KEYED_GUARD, COMMANDS, SEEN_NOTHING).exact
+    with pytest.raises(ValueError, match="mode='keyed' needs the candidate and state texts"):
+        c.lookup(unit(1), hash_text(SEEN_NOTHING), KEYED_GUARD, COMMANDS)
+
+
+def test_keyed_eviction_and_overwrite_keep_the_key_index_in_step():
+    c = cache(mode="keyed", capacity=2)
+    keyed_insert(c, SEEN_NOTHING, TO_FRIDGE)
+    keyed_insert(c, SEEN_NOTHING + " A", TO_CABINET, key="other")
+    keyed_insert(c, SEEN_NOTHING, TO_CABINET)  # overwrites its own row: still one entry for that text
+    assert len(c) == 2
+    np.testing.assert_allclose(keyed_lookup(c, SEEN_NOTHING + " B").logp, TO_CABINET)
+    keyed_insert(c, SEEN_NOTHING + " C", TO_FRIDGE, key="third")  # evicts the LRU row (key "other")
+    assert keyed_lookup(c, SEEN_NOTHING + " D", key="other") is None
+    assert keyed_lookup(c, SEEN_NOTHING + " E") is not None

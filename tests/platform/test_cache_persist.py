@@ -64,3 +64,26 @@ def test_concurrent_writers_of_one_file_leave_a_whole_snapshot(tmp_path):
         list(pool.map(lambda _: save_snapshot(cache.snapshot(), path), range(16)))
     assert len(load_snapshot(path)["text_hash"]) == 50
     assert [p.name for p in tmp_path.iterdir()] == ["cache_snapshot.npz"]
+
+
+def test_keyed_round_trip_keeps_what_the_gate_reads_and_older_snapshots_still_load(tmp_path):
+    commands = ("go to fridge 1", "open cabinet 1")
+    guard, logp = Guard.for_candidates("m", "p", commands), np.log([0.8, 0.2])
+    stored, fresh = "You arrive at sinkbasin 1.\n\nNothing happens.", "You arrive at drawer 1.\n\nNothing happens."
+    v = np.array([1, 0, 0, 0], np.float32)
+    source = SemanticCache(CacheParams(mode="keyed"), DIM)
+    source.insert(v, hash_text(stored), guard, logp, commands, stored, hash_text("Nothing happens."))
+    path = save_snapshot(source.snapshot(), tmp_path / "keyed.npz")
+    target = SemanticCache(CacheParams(mode="keyed"), DIM)
+    target.restore(load_snapshot(path))
+    hit = target.lookup(v, hash_text(fresh), guard, commands, fresh, hash_text("Nothing happens."))
+    assert hit is not None and not hit.exact
+    np.testing.assert_allclose(hit.logp, logp)
+    # a snapshot written before keyed caches (no texts, no keys): its entries serve their own text only
+    with np.load(path) as data:
+        older = {name: data[name] for name in data.files if name not in ("state_text", "key_hash")}
+    np.savez_compressed(tmp_path / "older.npz", **older)
+    target = SemanticCache(CacheParams(mode="keyed"), DIM)
+    assert target.restore(load_snapshot(tmp_path / "older.npz")) == 1
+    assert target.lookup(v, hash_text(fresh), guard, commands, fresh, hash_text("Nothing happens.")) is None
+    assert target.lookup(v, hash_text(stored), guard, commands, stored, hash_text("Nothing happens.")).exact

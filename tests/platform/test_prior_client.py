@@ -182,3 +182,22 @@ def test_uncached_proposals_ask_the_llm_every_time(ray_session):
     first = client.propose(WEBSHOP_STATE, "search[", 2)
     assert client.propose(WEBSHOP_STATE, "search[", 2) == first  # greedy: the same answer
     assert ray_session.get(client._pool.stats.remote())["llm_proposals"] - before == 2
+
+
+def test_keyed_hits_serve_other_texts_under_the_key_unless_the_top_command_is_touched(ray_session):
+    client = PriorClient(prior_config("client-keyed", mode="keyed", audit_rate=1.0, near_capacity=0))
+    key = "A brass key lies on the floor."
+    miss = client.request(STATE, CANDIDATES, key)
+    assert miss.source == "llm"
+    # "hall" is named by no command: the stored answer serves the corridor (and is audited)
+    corridor = STATE.replace("hall", "corridor")
+    hit = client.request(corridor, CANDIDATES, key)
+    assert hit.source == "cache" and not hit.exact and 0.0 < hit.similarity < 1.0
+    np.testing.assert_array_equal(hit.logp, miss.logp)
+    # the corridor says a word of the stored top command once more: the LLM is asked
+    top_word = CANDIDATES[int(np.argmax(miss.logp))].split()[-1]
+    touched = client.request(f"{corridor} {top_word}.", CANDIDATES, key)
+    other_key = client.request(corridor, CANDIDATES, "Another feedback.")
+    assert (touched.source, other_key.source) == ("llm", "llm")
+    audits = touched.audits + other_key.audits + client.finish_audits(wait_s=120)
+    assert len(audits) == 1 and audits[0].kl >= 0.0

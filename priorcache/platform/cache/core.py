@@ -6,6 +6,10 @@ the LLM gave over a candidate-action set. A lookup hits when an entry with the s
 
 - `semantic`: cosine(query, entry) >= threshold (delta); the closest entry wins;
 - `exact`: the state text is identical (the exact-match baseline);
+- `keyed`: the state's *key* is identical (the part of the state its env names as what the prior
+  hinges on, `cache_key`; the whole text where the env names none), and the entry passes the
+  relevance gate (`relevance.py`): the two texts do not differ in any word the entry's top
+  command names. Several entries share a key; the latest one the gate lets through serves;
 - `off`: never hits, stores nothing (the uncached baseline).
 
 Capacity K bounds the entries (least recently used evicted first); an entry that served
@@ -37,9 +41,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from priorcache.platform.cache.relevance import untouched
 from priorcache.platform.logprob import log_softmax
 
-MODES = ("semantic", "exact", "off")
+MODES = ("semantic", "exact", "keyed", "off")
 CANDIDATE_MATCHING = ("same", "remap")
 PER_ENTRY_STEP = 0.01
 """How far a cheap audited hit lowers its entry's threshold."""
@@ -71,7 +76,7 @@ class CacheParams:
     threshold: float = 0.95
     refresh: int = 0
     temperature: float = 1.0
-    """A semantic hit is served as log_softmax(cached log-probs / temperature); the meta-optimizer
+    """A semantic or keyed hit is served as log_softmax(cached log-probs / temperature); the meta-optimizer
     flattens them (temperature > 1) while they cost more KL than its budget. Exact hits and the
     LLM's answers are served unchanged."""
     candidates: str = "same"
@@ -186,9 +191,13 @@ class SemanticCache:
         self._text: list[str | None] = [None] * rows
         self._logp: list[np.ndarray | None] = [None] * rows
         self._candidates: list[tuple[str, ...] | None] = [None] * rows
+        self._state_text: list[str | None] = [None] * rows
+        self._key_hash: list[str | None] = [None] * rows
         self._by_text: dict[tuple[Guard, str], int] = {}
         # Rows per match key: a semantic lookup only compares against rows it could hit.
         self._rows_by_key: dict[Guard, set[int]] = {}
+        # Rows per state key, oldest first (`keyed`: the latest entry the gate passes serves).
+        self._rows_by_state_key: dict[tuple[Guard, str], list[int]] = {}
 
     def __len__(self) -> int:
         return int(self._live.sum())
@@ -200,21 +209,29 @@ class SemanticCache:
         return guard
 
     def lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard,
-               candidates: Sequence[str] | None = None) -> Hit | None:
+               candidates: Sequence[str] | None = None, text: str | None = None,
+               key_hash: str | None = None) -> Hit | None:
         """The cached prior for this state, or None (a miss). Counts the lookup.
 
-        `candidates` (the texts behind `guard.candidates_hash`) are needed for `remap`.
+        `candidates` (the texts behind `guard.candidates_hash`) are needed for `remap` and
+        `keyed`; `text` (the state text) for `keyed`, with `key_hash` (`hash_text` of the
+        state's key; None: the whole text is the key).
         """
         self.stats.lookups += 1
         if self.params.mode == "off":
             return None
-        if self.params.candidates == "remap" and candidates is None:
-            raise ValueError("a cache with candidates='remap' needs the candidate texts in lookup()")
+        self._check_candidates("lookup", candidates)
+        if self.params.mode == "keyed" and (candidates is None or text is None):
+            raise ValueError("a cache with mode='keyed' needs the candidate and state texts in lookup()")
         key = self._key(guard)
         row, similarity = self._by_text.get((key, text_hash)), 1.0
         served = self._serve(row, guard, candidates) if row is not None else None
         if served is None and self.params.mode == "semantic":
             row, similarity, served = self._nearest(embedding, guard, candidates)
+        if served is None and self.params.mode == "keyed":
+            row, served = self._gated(guard, candidates, text, key_hash or text_hash)  # type: ignore[arg-type]
+            if row is not None:
+                similarity = float(np.clip(self._emb[row] @ embedding.astype(np.float32, copy=False), -1.0, 1.0))
         if served is None:
             return None
         if self.params.refresh and self._uses[row] >= self.params.refresh:
@@ -240,6 +257,21 @@ class SemanticCache:
         remapped, covered = remap(logp, self._candidates[row], candidates)  # type: ignore[arg-type]
         return (remapped, False) if covered >= self.params.min_coverage else None
 
+    def _gated(self, guard: Guard, candidates: Sequence[str], text: str, key_hash: str
+               ) -> tuple[int | None, tuple[np.ndarray, bool] | None]:
+        """The latest row under this state key that the relevance gate lets serve `text`."""
+        for row in reversed(self._rows_by_state_key.get((self._key(guard), key_hash), ())):
+            # An entry stored without its text (an older snapshot) serves its own text only.
+            served = self._serve(row, guard, candidates) if self._state_text[row] is not None else None
+            if served is not None and untouched(self._state_text[row], text,  # type: ignore[arg-type]
+                                                candidates[int(np.argmax(served[0]))]):
+                return row, served
+        return None, None
+
+    def _check_candidates(self, call: str, candidates: Sequence[str] | None) -> None:
+        if self.params.candidates == "remap" and candidates is None:
+            raise ValueError(f"a cache with candidates='remap' needs the candidate texts in {call}()")
+
     def _nearest(self, embedding: np.ndarray, guard: Guard, candidates: Sequence[str] | None
                  ) -> tuple[int | None, float, tuple[np.ndarray, bool] | None]:
         """The most similar row above its threshold that can serve these candidates."""
@@ -259,16 +291,17 @@ class SemanticCache:
         return None, 0.0, None
 
     def insert(self, embedding: np.ndarray, text_hash: str, guard: Guard, logp: np.ndarray,
-               candidates: Sequence[str] | None = None, threshold: float | None = None) -> None:
+               candidates: Sequence[str] | None = None, text: str | None = None, key_hash: str | None = None,
+               *, threshold: float | None = None) -> None:
         """Store (or overwrite) the prior of a state; evicts the LRU entry when full.
 
-        `threshold` seeds a `per_entry` threshold (a near-cache copying a learned entry);
-        by default an entry starts at the global threshold.
+        `text` and `key_hash` are the state text and its key's hash (see `lookup`). `threshold`
+        seeds a `per_entry` threshold (a near-cache copying a learned entry); by default an
+        entry starts at the global threshold.
         """
         if self.params.mode == "off":
             return
-        if self.params.candidates == "remap" and candidates is None:
-            raise ValueError("a cache with candidates='remap' needs the candidate texts in insert()")
+        self._check_candidates("insert", candidates)
         key = self._key(guard)
         row = self._by_text.get((key, text_hash))
         if row is None:
@@ -287,8 +320,11 @@ class SemanticCache:
         self._text[row] = text_hash
         self._logp[row] = np.asarray(logp, dtype=np.float64)
         self._candidates[row] = tuple(candidates) if candidates is not None else None
+        self._state_text[row] = text
+        self._key_hash[row] = key_hash or text_hash
         self._by_text[(key, text_hash)] = row
         self._rows_by_key.setdefault(key, set()).add(row)
+        self._rows_by_state_key.setdefault((key, self._key_hash[row]), []).append(row)  # type: ignore[arg-type]
         self.stats.inserts += 1
 
     def record_audit(self, entry: str, guard: Guard, similarity: float, kl: float) -> None:
@@ -320,11 +356,18 @@ class SemanticCache:
         rows.discard(row)
         if not rows:
             self._rows_by_key.pop(key, None)
+        state_key = (key, self._key_hash[row])
+        keyed = self._rows_by_state_key.get(state_key, [])  # type: ignore[arg-type]
+        if row in keyed:
+            keyed.remove(row)
+        if not keyed:
+            self._rows_by_state_key.pop(state_key, None)  # type: ignore[arg-type]
 
     def _drop(self, row: int) -> None:
         self._unindex(row)
         self._live[row] = False
         self._guard[row] = self._text[row] = self._logp[row] = self._candidates[row] = None
+        self._state_text[row] = self._key_hash[row] = None
 
     def set_params(self, params: CacheParams) -> None:
         """Change parameters at run time; shrinking the capacity evicts LRU entries."""
@@ -351,18 +394,24 @@ class SemanticCache:
             "guard": [(g.model_id, g.prompt_version, g.candidates_hash) for g in (self._guard[r] for r in rows)],
             "logp": [self._logp[r] for r in rows],
             "candidates": [self._candidates[r] for r in rows],
+            "state_text": [self._state_text[r] for r in rows],
+            "key_hash": [self._key_hash[r] for r in rows],
             "threshold": self._threshold[rows].copy(),
             "uses": self._uses[rows].copy(),
         }
 
     def restore(self, entries: dict[str, Any]) -> int:
         """Insert the entries of a `snapshot` (in its order: the last ones are kept when the
-        capacity is smaller); returns how many are live. Counters are not changed."""
+        capacity is smaller); returns how many are live. Counters are not changed. Entries
+        saved without their state texts (older snapshots) hit a keyed cache on identical text only."""
         stats = replace(self.stats)
         n = len(entries["text_hash"])
+        texts = entries.get("state_text") or [None] * n
+        key_hashes = entries.get("key_hash") or [None] * n
         for i in range(max(0, n - self.params.capacity), n):
             self.insert(entries["embedding"][i], entries["text_hash"][i], Guard(*entries["guard"][i]),
-                        entries["logp"][i], entries["candidates"][i], float(entries["threshold"][i]))
+                        entries["logp"][i], entries["candidates"][i], texts[i], key_hashes[i],
+                        threshold=float(entries["threshold"][i]))
             self._uses[self._by_text[(self._key(Guard(*entries["guard"][i])), entries["text_hash"][i])]] = \
                 entries["uses"][i]
         self.stats = stats

@@ -1,8 +1,9 @@
 """Cache snapshots on disk: what lets a run warm-start from an earlier run's priors.
 
 A snapshot is one `.npz` file of plain arrays (no pickled objects, so loading a snapshot
-never runs code): embeddings, state-text hashes, guards, candidate texts, log-probs and the
-per-entry thresholds. Guards travel with the entries, so a snapshot taken with another
+never runs code): embeddings, state-text hashes, guards, candidate texts, log-probs, the
+per-entry thresholds, and the state texts and key hashes a keyed cache gates with (absent from
+snapshots written before keyed caches existed: their entries load without them). Guards travel with the entries, so a snapshot taken with another
 model, prompt version or candidate set loads fine and simply never hits.
 """
 
@@ -36,6 +37,8 @@ def save_snapshot(entries: dict[str, Any], path: str | Path) -> Path:
         "logp": np.concatenate(logp).astype(np.float64) if logp else np.zeros(0),
         "logp_lengths": lengths,
         "candidates": np.array([json.dumps(c) for c in entries["candidates"]], dtype=str),
+        "state_text": np.array([json.dumps(t) for t in entries["state_text"]], dtype=str),
+        "key_hash": np.array([json.dumps(k) for k in entries["key_hash"]], dtype=str),
         "threshold": np.asarray(entries["threshold"], dtype=np.float64),
         "uses": np.asarray(entries["uses"], dtype=np.int64),
     }
@@ -68,6 +71,8 @@ def load_snapshot(path: str | Path, key: str = "prior.cache.warm_start") -> dict
                 "guard": [tuple(str(x) for x in g) for g in data["guard"]],
                 "logp": np.split(data["logp"], bounds) if len(data["logp_lengths"]) else [],
                 "candidates": [_candidates(c) for c in data["candidates"]],
+                "state_text": [json.loads(str(t)) for t in data["state_text"]] if "state_text" in data else None,
+                "key_hash": [json.loads(str(k)) for k in data["key_hash"]] if "key_hash" in data else None,
                 "threshold": data["threshold"],
                 "uses": data["uses"],
             }
