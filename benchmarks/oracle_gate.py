@@ -19,9 +19,10 @@ without the LLM), and replays the answers in order three ways:
 3. Coarser exact keys: an exact cache keyed on part of the state text (the task, the last
    feedback, the place, ...) with the candidate set; LLM answers, argmax flips, and the won
    episodes with a flip (whose path would change), each with and without a relevance gate
-   (`untouched`: an answer stored under the key serves a state unless the two texts differ in
-   something its top command names). `--key NAME [--gate relevance]` plays the greedy agent
-   through such a cache for real and prints what it won.
+   (the platform's, `cache/relevance.py`: an answer stored under the key serves a state unless
+   the two texts differ in something its top command names). `--key NAME [--gate relevance]`
+   plays the greedy agent through such a cache for real and prints what it won. The platform's
+   keyed cache (`prior.cache.mode=keyed`) is `--key feedback --gate relevance`.
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
                  [--threads 2] [--save F | --replay F]
