@@ -22,11 +22,12 @@ without the LLM), and replays the answers in order three ways:
    (the platform's, `cache/relevance.py`: an answer stored under the key serves a state unless
    the two texts differ in something its top command names). `--key NAME [--gate relevance]`
    plays the greedy agent through such a cache for real and prints what it won. The platform's
-   keyed cache (`prior.cache.mode=keyed`) is `--key feedback --gate relevance`.
+   keyed cache (`prior.cache.mode=keyed`) is `--key feedback --gate relevance-feedback` (the
+   gate exempts the words of the last feedback, which the key matches exactly).
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
                  [--threads 2] [--save F | --replay F]
-                 [--key state|progress|place|task-feedback|feedback] [--gate none|relevance]
+                 [--key state|progress|place|task-feedback|feedback] [--gate none|relevance|relevance-feedback]
 
 Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min): 12/40 won, 1,563 requests,
 586 LLM answers (exact matching: 2.67x); the nearest neighbour keeps the fresh argmax for about a
@@ -181,6 +182,9 @@ def serving_entry(entries: list[int], state: dict, answers: list[dict], gate: Ga
 GATES: dict[str, Gate] = {
     "none": lambda stored_state, fresh_state, command: True,
     "relevance": untouched,
+    # The platform's keyed cache on ALFWorld (with --key feedback): words the key names are exempt.
+    "relevance-feedback": lambda stored_state, fresh_state, command: untouched(
+        stored_state, fresh_state, command, key=fresh_state.partition("\n\n")[2]),
 }
 """How a keyed cache decides whether an answer stored under the key may serve a state."""
 
