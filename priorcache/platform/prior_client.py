@@ -115,10 +115,11 @@ class PriorClient:
         started = time.perf_counter()
         embedding = self.embedder.embed_one(state_text)
         text_hash = hash_text(state_text)
+        key_hash = hash_text(key) if key is not None else text_hash
         candidates = tuple(candidates)
         guard = Guard.for_candidates(self._model_id, self._prompt_version, candidates)
         self._sync_params()
-        request = (embedding, text_hash, guard, candidates, state_text, key)
+        request = (embedding, text_hash, guard, candidates, state_text, key_hash)
         hit, source = self._lookup(request)
         if hit is not None:
             logp = hit.logp
@@ -130,9 +131,9 @@ class PriorClient:
         else:
             logp, source = self._ask_llm(state_text, candidates)
             if source == "llm":
-                self._cache.insert.remote([(embedding, text_hash, guard, logp, candidates, state_text, key)])
+                self._cache.insert.remote([(embedding, text_hash, guard, logp, candidates, state_text, key_hash)])
                 if self._near is not None:
-                    self._near.insert(embedding, text_hash, guard, logp, candidates, state_text, key)
+                    self._near.insert(embedding, text_hash, guard, logp, candidates, state_text, key_hash)
         audits = tuple(self._auditor.collect())
         self._report(audits)
         exact = hit is not None and hit.exact
@@ -175,8 +176,8 @@ class PriorClient:
         # A keyed hit is the answer for another text: stored under this one, the near copy would
         # gate later states against a text the LLM never scored, so only exact hits are copied.
         if self._near is not None and (hit.exact or self._params.mode != "keyed"):
-            embedding, text_hash, guard, candidates, state_text, key = request
-            self._near.insert(embedding, text_hash, guard, hit.logp, candidates, state_text, key,
+            embedding, text_hash, guard, candidates, state_text, key_hash = request
+            self._near.insert(embedding, text_hash, guard, hit.logp, candidates, state_text, key_hash,
                               threshold=hit.entry_threshold)
         return hit, "cache"
 

@@ -220,11 +220,11 @@ SEEN_NOTHING = f"Your task is to: find a mug.\nYou are at the sinkbasin 1.\n\n{F
 
 
 def keyed_insert(c: SemanticCache, text: str, logp: np.ndarray, key: str = FEEDBACK, v=None) -> None:
-    c.insert(unit(1) if v is None else v, hash_text(text), KEYED_GUARD, logp, COMMANDS, text, key)
+    c.insert(unit(1) if v is None else v, hash_text(text), KEYED_GUARD, logp, COMMANDS, text, hash_text(key))
 
 
 def keyed_lookup(c: SemanticCache, text: str, key: str = FEEDBACK, v=None):
-    return c.lookup(unit(1) if v is None else v, hash_text(text), KEYED_GUARD, COMMANDS, text, key)
+    return c.lookup(unit(1) if v is None else v, hash_text(text), KEYED_GUARD, COMMANDS, text, hash_text(key))
 
 
 def test_keyed_serves_another_text_under_its_key_unless_it_differs_in_the_top_command():
@@ -278,16 +278,3 @@ def test_keyed_eviction_and_overwrite_keep_the_key_index_in_step():
     keyed_insert(c, SEEN_NOTHING + " C", TO_FRIDGE, key="third")  # evicts the LRU row (key "other")
     assert keyed_lookup(c, SEEN_NOTHING + " D", key="other") is None
     assert keyed_lookup(c, SEEN_NOTHING + " E") is not None
-
-
-def test_keyed_gate_exempts_what_the_key_itself_names():
-    c = cache(mode="keyed")
-    at_fridge = "You arrive at fridge 1. The fridge 1 is closed."
-    seen = "Your task is to: find a mug.\nYou are at the fridge 1.\n\n" + at_fridge
-    keyed_insert(c, seen, TO_FRIDGE, key=at_fridge)
-    # looked into the fridge before: history about an object the (identical) key shows the same way
-    looked_before = seen.replace("fridge 1.\n", "fridge 1.\nYou have looked in/on: fridge 1.\n")
-    np.testing.assert_allclose(keyed_lookup(c, looked_before, key=at_fridge).logp, TO_FRIDGE)
-    # the same difference under a key that does not name the fridge is refused
-    keyed_insert(c, seen.replace(at_fridge, "Nothing happens."), TO_FRIDGE, key="Nothing happens.")
-    assert keyed_lookup(c, looked_before.replace(at_fridge, "Nothing happens."), key="Nothing happens.") is None

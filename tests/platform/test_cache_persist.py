@@ -72,18 +72,18 @@ def test_keyed_round_trip_keeps_what_the_gate_reads_and_older_snapshots_still_lo
     stored, fresh = "You arrive at sinkbasin 1.\n\nNothing happens.", "You arrive at drawer 1.\n\nNothing happens."
     v = np.array([1, 0, 0, 0], np.float32)
     source = SemanticCache(CacheParams(mode="keyed"), DIM)
-    source.insert(v, hash_text(stored), guard, logp, commands, stored, "Nothing happens.")
+    source.insert(v, hash_text(stored), guard, logp, commands, stored, hash_text("Nothing happens."))
     path = save_snapshot(source.snapshot(), tmp_path / "keyed.npz")
     target = SemanticCache(CacheParams(mode="keyed"), DIM)
     target.restore(load_snapshot(path))
-    hit = target.lookup(v, hash_text(fresh), guard, commands, fresh, "Nothing happens.")
+    hit = target.lookup(v, hash_text(fresh), guard, commands, fresh, hash_text("Nothing happens."))
     assert hit is not None and not hit.exact
     np.testing.assert_allclose(hit.logp, logp)
     # a snapshot written before keyed caches (no texts, no keys): its entries serve their own text only
     with np.load(path) as data:
-        older = {name: data[name] for name in data.files if name not in ("state_text", "key")}
+        older = {name: data[name] for name in data.files if name not in ("state_text", "key_hash")}
     np.savez_compressed(tmp_path / "older.npz", **older)
     target = SemanticCache(CacheParams(mode="keyed"), DIM)
     assert target.restore(load_snapshot(tmp_path / "older.npz")) == 1
-    assert target.lookup(v, hash_text(fresh), guard, commands, fresh, "Nothing happens.") is None
-    assert target.lookup(v, hash_text(stored), guard, commands, stored, "Nothing happens.").exact
+    assert target.lookup(v, hash_text(fresh), guard, commands, fresh, hash_text("Nothing happens.")) is None
+    assert target.lookup(v, hash_text(stored), guard, commands, stored, hash_text("Nothing happens.")).exact

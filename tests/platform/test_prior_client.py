@@ -186,7 +186,7 @@ def test_uncached_proposals_ask_the_llm_every_time(ray_session):
 
 def test_keyed_hits_serve_other_texts_under_the_key_unless_the_top_command_is_touched(ray_session):
     client = PriorClient(prior_config("client-keyed", mode="keyed", audit_rate=1.0, near_capacity=0))
-    key = "It is quiet."  # names no command word (the gate exempts words the key names)
+    key = "A brass key lies on the floor."
     miss = client.request(STATE, CANDIDATES, key)
     assert miss.source == "llm"
     # "hall" is named by no command: the stored answer serves the corridor (and is audited)

@@ -34,11 +34,11 @@ log = logging.getLogger(__name__)
 
 RAY_NAMESPACE = "priorcache"
 
-LookupRequest = tuple[np.ndarray, str, Guard, tuple[str, ...], str, str | None]
-"""(state embedding, state text hash, guard, candidate texts, state text, key); the last
+LookupRequest = tuple[np.ndarray, str, Guard, tuple[str, ...], str, str]
+"""(state embedding, state text hash, guard, candidate texts, state text, key hash); the last
 ones may be left out where the cache's mode does not need them (`SemanticCache.lookup`)."""
-InsertRequest = tuple[np.ndarray, str, Guard, np.ndarray, tuple[str, ...], str, str | None]
-"""(state embedding, state text hash, guard, log-probs, candidate texts, state text, key)."""
+InsertRequest = tuple[np.ndarray, str, Guard, np.ndarray, tuple[str, ...], str, str]
+"""(state embedding, state text hash, guard, log-probs, candidate texts, state text, key hash)."""
 AuditReport = tuple[str, Guard, float, float]
 """(entry text hash, guard, similarity of the hit, KL(cached || fresh))."""
 

@@ -9,8 +9,7 @@ the LLM gave over a candidate-action set. A lookup hits when an entry with the s
 - `keyed`: the state's *key* is identical (the part of the state its env names as what the prior
   hinges on, `cache_key`; the whole text where the env names none), and the entry passes the
   relevance gate (`relevance.py`): the two texts do not differ in any word the entry's top
-  command names, words of the key aside. Several entries share a key; the latest one the gate
-  lets through serves;
+  command names. Several entries share a key; the latest one the gate lets through serves;
 - `off`: never hits, stores nothing (the uncached baseline).
 
 Capacity K bounds the entries (least recently used evicted first); an entry that served
@@ -154,11 +153,6 @@ def hash_texts(texts: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def _key_hash(key: str | None, text_hash: str) -> str:
-    """What a keyed lookup matches: the key's digest, or the text's where the env names no key."""
-    return hash_text(key) if key is not None else text_hash
-
-
 def remap(logp: np.ndarray, scored: Sequence[str], wanted: Sequence[str]) -> tuple[np.ndarray, float]:
     """An entry's log-probs over `scored` re-expressed over `wanted`, and the covered share.
 
@@ -198,8 +192,7 @@ class SemanticCache:
         self._logp: list[np.ndarray | None] = [None] * rows
         self._candidates: list[tuple[str, ...] | None] = [None] * rows
         self._state_text: list[str | None] = [None] * rows
-        self._state_key: list[str | None] = [None] * rows
-        self._state_key_hash: list[str | None] = [None] * rows
+        self._key_hash: list[str | None] = [None] * rows
         self._by_text: dict[tuple[Guard, str], int] = {}
         # Rows per match key: a semantic lookup only compares against rows it could hit.
         self._rows_by_key: dict[Guard, set[int]] = {}
@@ -217,12 +210,12 @@ class SemanticCache:
 
     def lookup(self, embedding: np.ndarray, text_hash: str, guard: Guard,
                candidates: Sequence[str] | None = None, text: str | None = None,
-               key: str | None = None) -> Hit | None:
+               key_hash: str | None = None) -> Hit | None:
         """The cached prior for this state, or None (a miss). Counts the lookup.
 
         `candidates` (the texts behind `guard.candidates_hash`) are needed for `remap` and
-        `keyed`; `text` (the state text) for `keyed`, with `key` (the state's key; None: the
-        whole text is the key).
+        `keyed`; `text` (the state text) for `keyed`, with `key_hash` (`hash_text` of the
+        state's key; None: the whole text is the key).
         """
         self.stats.lookups += 1
         if self.params.mode == "off":
@@ -230,13 +223,13 @@ class SemanticCache:
         self._check_candidates("lookup", candidates)
         if self.params.mode == "keyed" and (candidates is None or text is None):
             raise ValueError("a cache with mode='keyed' needs the candidate and state texts in lookup()")
-        match = self._key(guard)
-        row, similarity = self._by_text.get((match, text_hash)), 1.0
+        key = self._key(guard)
+        row, similarity = self._by_text.get((key, text_hash)), 1.0
         served = self._serve(row, guard, candidates) if row is not None else None
         if served is None and self.params.mode == "semantic":
             row, similarity, served = self._nearest(embedding, guard, candidates)
         if served is None and self.params.mode == "keyed":
-            row, served = self._gated(guard, candidates, text, text_hash, key)  # type: ignore[arg-type]
+            row, served = self._gated(guard, candidates, text, key_hash or text_hash)  # type: ignore[arg-type]
             if row is not None:
                 similarity = float(np.clip(self._emb[row] @ embedding.astype(np.float32, copy=False), -1.0, 1.0))
         if served is None:
@@ -264,14 +257,14 @@ class SemanticCache:
         remapped, covered = remap(logp, self._candidates[row], candidates)  # type: ignore[arg-type]
         return (remapped, False) if covered >= self.params.min_coverage else None
 
-    def _gated(self, guard: Guard, candidates: Sequence[str], text: str, text_hash: str, key: str | None
+    def _gated(self, guard: Guard, candidates: Sequence[str], text: str, key_hash: str
                ) -> tuple[int | None, tuple[np.ndarray, bool] | None]:
         """The latest row under this state key that the relevance gate lets serve `text`."""
-        for row in reversed(self._rows_by_state_key.get((self._key(guard), _key_hash(key, text_hash)), ())):
+        for row in reversed(self._rows_by_state_key.get((self._key(guard), key_hash), ())):
             # An entry stored without its text (an older snapshot) serves its own text only.
             served = self._serve(row, guard, candidates) if self._state_text[row] is not None else None
             if served is not None and untouched(self._state_text[row], text,  # type: ignore[arg-type]
-                                                candidates[int(np.argmax(served[0]))], key or ""):
+                                                candidates[int(np.argmax(served[0]))]):
                 return row, served
         return None, None
 
@@ -298,19 +291,19 @@ class SemanticCache:
         return None, 0.0, None
 
     def insert(self, embedding: np.ndarray, text_hash: str, guard: Guard, logp: np.ndarray,
-               candidates: Sequence[str] | None = None, text: str | None = None, key: str | None = None,
+               candidates: Sequence[str] | None = None, text: str | None = None, key_hash: str | None = None,
                *, threshold: float | None = None) -> None:
         """Store (or overwrite) the prior of a state; evicts the LRU entry when full.
 
-        `text` and `key` are the state text and its key (see `lookup`). `threshold`
+        `text` and `key_hash` are the state text and its key's hash (see `lookup`). `threshold`
         seeds a `per_entry` threshold (a near-cache copying a learned entry); by default an
         entry starts at the global threshold.
         """
         if self.params.mode == "off":
             return
         self._check_candidates("insert", candidates)
-        match = self._key(guard)
-        row = self._by_text.get((match, text_hash))
+        key = self._key(guard)
+        row = self._by_text.get((key, text_hash))
         if row is None:
             free = np.flatnonzero(~self._live)
             row = int(free[0]) if free.size else self._evict_lru()
@@ -328,11 +321,10 @@ class SemanticCache:
         self._logp[row] = np.asarray(logp, dtype=np.float64)
         self._candidates[row] = tuple(candidates) if candidates is not None else None
         self._state_text[row] = text
-        self._state_key[row] = key
-        self._state_key_hash[row] = _key_hash(key, text_hash)
-        self._by_text[(match, text_hash)] = row
-        self._rows_by_key.setdefault(match, set()).add(row)
-        self._rows_by_state_key.setdefault((match, self._state_key_hash[row]), []).append(row)  # type: ignore[arg-type]
+        self._key_hash[row] = key_hash or text_hash
+        self._by_text[(key, text_hash)] = row
+        self._rows_by_key.setdefault(key, set()).add(row)
+        self._rows_by_state_key.setdefault((key, self._key_hash[row]), []).append(row)  # type: ignore[arg-type]
         self.stats.inserts += 1
 
     def record_audit(self, entry: str, guard: Guard, similarity: float, kl: float) -> None:
@@ -358,13 +350,13 @@ class SemanticCache:
         return row
 
     def _unindex(self, row: int) -> None:
-        match = self._key(self._guard[row])  # type: ignore[arg-type]
-        self._by_text.pop((match, self._text[row]), None)  # type: ignore[arg-type]
-        rows = self._rows_by_key.get(match, set())
+        key = self._key(self._guard[row])  # type: ignore[arg-type]
+        self._by_text.pop((key, self._text[row]), None)  # type: ignore[arg-type]
+        rows = self._rows_by_key.get(key, set())
         rows.discard(row)
         if not rows:
-            self._rows_by_key.pop(match, None)
-        state_key = (match, self._state_key_hash[row])
+            self._rows_by_key.pop(key, None)
+        state_key = (key, self._key_hash[row])
         keyed = self._rows_by_state_key.get(state_key, [])  # type: ignore[arg-type]
         if row in keyed:
             keyed.remove(row)
@@ -375,7 +367,7 @@ class SemanticCache:
         self._unindex(row)
         self._live[row] = False
         self._guard[row] = self._text[row] = self._logp[row] = self._candidates[row] = None
-        self._state_text[row] = self._state_key[row] = self._state_key_hash[row] = None
+        self._state_text[row] = self._key_hash[row] = None
 
     def set_params(self, params: CacheParams) -> None:
         """Change parameters at run time; shrinking the capacity evicts LRU entries."""
@@ -403,7 +395,7 @@ class SemanticCache:
             "logp": [self._logp[r] for r in rows],
             "candidates": [self._candidates[r] for r in rows],
             "state_text": [self._state_text[r] for r in rows],
-            "key": [self._state_key[r] for r in rows],
+            "key_hash": [self._key_hash[r] for r in rows],
             "threshold": self._threshold[rows].copy(),
             "uses": self._uses[rows].copy(),
         }
@@ -415,10 +407,10 @@ class SemanticCache:
         stats = replace(self.stats)
         n = len(entries["text_hash"])
         texts = entries.get("state_text") or [None] * n
-        keys = entries.get("key") or [None] * n
+        key_hashes = entries.get("key_hash") or [None] * n
         for i in range(max(0, n - self.params.capacity), n):
             self.insert(entries["embedding"][i], entries["text_hash"][i], Guard(*entries["guard"][i]),
-                        entries["logp"][i], entries["candidates"][i], texts[i], keys[i],
+                        entries["logp"][i], entries["candidates"][i], texts[i], key_hashes[i],
                         threshold=float(entries["threshold"][i]))
             self._uses[self._by_text[(self._key(Guard(*entries["guard"][i])), entries["text_hash"][i])]] = \
                 entries["uses"][i]

@@ -2,7 +2,7 @@
 
 A snapshot is one `.npz` file of plain arrays (no pickled objects, so loading a snapshot
 never runs code): embeddings, state-text hashes, guards, candidate texts, log-probs, the
-per-entry thresholds, and the state texts and keys a keyed cache gates with (absent from
+per-entry thresholds, and the state texts and key hashes a keyed cache gates with (absent from
 snapshots written before keyed caches existed: their entries load without them). Guards travel with the entries, so a snapshot taken with another
 model, prompt version or candidate set loads fine and simply never hits.
 """
@@ -38,7 +38,7 @@ def save_snapshot(entries: dict[str, Any], path: str | Path) -> Path:
         "logp_lengths": lengths,
         "candidates": np.array([json.dumps(c) for c in entries["candidates"]], dtype=str),
         "state_text": np.array([json.dumps(t) for t in entries["state_text"]], dtype=str),
-        "key": np.array([json.dumps(k) for k in entries["key"]], dtype=str),
+        "key_hash": np.array([json.dumps(k) for k in entries["key_hash"]], dtype=str),
         "threshold": np.asarray(entries["threshold"], dtype=np.float64),
         "uses": np.asarray(entries["uses"], dtype=np.int64),
     }
@@ -72,7 +72,7 @@ def load_snapshot(path: str | Path, key: str = "prior.cache.warm_start") -> dict
                 "logp": np.split(data["logp"], bounds) if len(data["logp_lengths"]) else [],
                 "candidates": [_candidates(c) for c in data["candidates"]],
                 "state_text": [json.loads(str(t)) for t in data["state_text"]] if "state_text" in data else None,
-                "key": [json.loads(str(k)) for k in data["key"]] if "key" in data else None,
+                "key_hash": [json.loads(str(k)) for k in data["key_hash"]] if "key_hash" in data else None,
                 "threshold": data["threshold"],
                 "uses": data["uses"],
             }

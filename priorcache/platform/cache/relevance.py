@@ -3,17 +3,13 @@
 A keyed cache (`core.py`, `mode="keyed"`) holds several LLM answers under one key (the part of
 the state its env names as what the prior hinges on, e.g. ALFWorld's last feedback). An answer
 serves a state under its key unless the two state texts differ in something the answer's top
-command names: `fridge 1` looked in once more, `open` said once less. Words the key itself
-names are exempt: the key is identical in both states, so they stand in the same present
-context there, and what the rest of the text adds is history. Plain word counting, no LLM and no
-knowledge of any env's layout.
+command names: `fridge 1` looked in once more, `open` said once less. Plain word counting, no
+LLM and no knowledge of any env's layout.
 
 Why this rule: a greedy agent keeps its path exactly when every served prior has the LLM's own
 argmax, and on ALFWorld every argmax flip of a coarser key had that visible cause (the stored
-top command went somewhere the fresh state had already been). The exemption: on the same
-recordings, 84 of the 87 refusals that only a key-named word caused would have kept the argmax
-(`open fridge 1` at the fridge it had looked into before), against 171 of the other 204.
-Measured with `benchmarks/oracle_gate.py`, docs/cache.md ("A relevance gate").
+top command went somewhere the fresh state had already been). Measured with
+`benchmarks/oracle_gate.py`, docs/cache.md ("A relevance gate").
 """
 
 from __future__ import annotations
@@ -34,10 +30,9 @@ def words(text: str) -> Counter:
     return Counter(_WORD.findall(text.lower()))
 
 
-def untouched(stored_state: str, fresh_state: str, command: str, key: str = "") -> bool:
-    """Whether the two state texts say each word `command` names equally often (ignored words
-    and the words of their shared `key` aside), i.e. whether the prior stored for
-    `stored_state`, whose top command is `command`, may serve `fresh_state`."""
-    stored, fresh, exempt = words(stored_state), words(fresh_state), words(key)
-    return all(stored[word] == fresh[word] for word in words(command)
-               if word not in IGNORED_WORDS and word not in exempt)
+def untouched(stored_state: str, fresh_state: str, command: str) -> bool:
+    """Whether the two state texts say each word `command` names (ignored words aside) equally
+    often, i.e. whether the prior stored for `stored_state`, whose top command is `command`,
+    may serve `fresh_state`."""
+    stored, fresh = words(stored_state), words(fresh_state)
+    return all(stored[word] == fresh[word] for word in words(command) if word not in IGNORED_WORDS)
