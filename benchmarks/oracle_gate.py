@@ -37,7 +37,8 @@ and last feedback, 3.60x with argmax flips in 2 of the 12 won episodes, and play
 `--gate relevance` no flip at all and 12/40 at 2.89x (`--key feedback`: 12/40 at 3.33x, one won
 episode traded for another); perfect retrieval's loose ceiling 16x. On seeds 40-79
 (`--first-seed 40`): 7/40 won, exact matching 3.24x; `--key feedback --gate relevance` 8/40 at 3.57x;
-on seeds 80-119: 10/40 and 3.27x; 10/40 (the same episodes) at 3.74x.
+on seeds 80-119: 10/40 and 3.27x; 10/40 (the same episodes) at 3.74x. `--key feedback --gate
+relevance-but-feedback` on seeds 0-39: 11/40 at 3.61x (replay 3.50x, one won episode with a flip).
 See docs/cache.md ("An oracle-gated bound" and "Gates a cache could run, and coarser keys").
 """
 
