@@ -449,7 +449,6 @@ class AlfworldEnv(gym.Env[Observation, int]):
         self.game_file = game_file
         return self._game
 
-
     @staticmethod
     def cache_key(observation: Observation) -> str:
         """What a keyed prior cache matches exactly (`prior.cache.mode=keyed`): the feedback to the

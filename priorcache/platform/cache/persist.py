@@ -3,8 +3,9 @@
 A snapshot is one `.npz` file of plain arrays (no pickled objects, so loading a snapshot
 never runs code): embeddings, state-text hashes, guards, candidate texts, log-probs, the
 per-entry thresholds, and the state texts and key hashes a keyed cache gates with (absent from
-snapshots written before keyed caches existed: their entries load without them). Guards travel with the entries, so a snapshot taken with another
-model, prompt version or candidate set loads fine and simply never hits.
+snapshots written before keyed caches existed: their entries load without them). Guards
+travel with the entries, so a snapshot taken with another model, prompt version or candidate
+set loads fine and simply never hits.
 """
 
 from __future__ import annotations
