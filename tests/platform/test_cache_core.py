@@ -235,9 +235,9 @@ def test_keyed_serves_another_text_under_its_key_unless_it_differs_in_the_top_co
     hit = keyed_lookup(c, elsewhere, v=unit(1, 0.3))
     assert hit is not None and not hit.exact and hit.similarity == pytest.approx(0.958, abs=1e-3)
     np.testing.assert_allclose(hit.logp, TO_FRIDGE)
-    # the fridge was looked in meanwhile: the stored top command may no longer be the LLM's choice
     # "fridge" without its number is another word than "fridge 1"
     assert keyed_lookup(c, SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1. A fridge hums.")) is not None
+    # the fridge was looked in meanwhile: the stored top command may no longer be the LLM's choice
     looked_in_fridge = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1.\nYou have looked in/on: fridge 1.")
     assert keyed_lookup(c, looked_in_fridge) is None
     # another key never serves, whatever the text
