@@ -183,7 +183,7 @@ def untouched_but_feedback(stored_state: str, fresh_state: str, command: str) ->
     """The relevance gate on only those words of `command` the last feedback does not name: the
     key `feedback` matches the feedback exactly, so it shows them the same way in both states
     (a variant measured and not shipped: it lost wins, docs/cache.md)."""
-    feedback = words(fresh_state.partition("\n\n")[2])
+    feedback = words(_sections({"state": fresh_state})[2])
     return untouched(stored_state, fresh_state, " ".join(w for w in words(command).elements() if w not in feedback))
 
 

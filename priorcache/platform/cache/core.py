@@ -231,7 +231,7 @@ class SemanticCache:
         if served is None and self.params.mode == "keyed":
             row, served = self._gated(guard, candidates, text, key_hash or text_hash)  # type: ignore[arg-type]
             if row is not None:
-                similarity = float(np.clip(self._emb[row] @ embedding.astype(np.float32, copy=False), -1.0, 1.0))
+                similarity = float(self._similarity(np.array([row]), embedding)[0])
         if served is None:
             return None
         if self.params.refresh and self._uses[row] >= self.params.refresh:
@@ -272,6 +272,12 @@ class SemanticCache:
         if self.params.candidates == "remap" and candidates is None:
             raise ValueError(f"a cache with candidates='remap' needs the candidate texts in {call}()")
 
+    def _similarity(self, rows: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        """Cosine of each row's embedding with `embedding` (unit vectors)."""
+        # float32 dot products of unit vectors can land a few ulps above 1 (or below -1); a
+        # similarity outside [-1, 1] would make the distance 1 - s negative downstream.
+        return np.clip(self._emb[rows] @ embedding.astype(np.float32, copy=False), -1.0, 1.0)
+
     def _nearest(self, embedding: np.ndarray, guard: Guard, candidates: Sequence[str] | None
                  ) -> tuple[int | None, float, tuple[np.ndarray, bool] | None]:
         """The most similar row above its threshold that can serve these candidates."""
@@ -279,9 +285,7 @@ class SemanticCache:
         if not rows_set:
             return None, 0.0, None
         rows = np.fromiter(rows_set, dtype=np.int64, count=len(rows_set))
-        # float32 dot products of unit vectors can land a few ulps above 1 (or below -1); a
-        # similarity outside [-1, 1] would make the distance 1 - s negative downstream.
-        sims = np.clip(self._emb[rows] @ embedding.astype(np.float32, copy=False), -1.0, 1.0)
+        sims = self._similarity(rows, embedding)
         limits = self._threshold[rows] if self.params.per_entry else self.params.threshold
         passing = np.flatnonzero(sims >= limits)
         for i in passing[np.argsort(-sims[passing])]:
