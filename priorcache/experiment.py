@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ray
+from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core import (
     COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID,
 )
@@ -208,6 +209,15 @@ def run_experiment(cfg: ExperimentConfig, on_iteration: IterationHook | None = N
     return RunOutcome(run_dir, summary_path, tracker.run_id, tracking_uri(cfg.tracking), summary)
 
 
+def _kill_env_runners(algo: Algorithm) -> None:
+    """Kill the algorithm's remote env runners, busy or not. `algo.stop()` asks each runner to
+    stop, and a runner answers only after its in-flight sample: on an interrupt that is minutes
+    of LLM calls whose episodes nobody will log."""
+    for group in (algo.env_runner_group, getattr(algo, "eval_env_runner_group", None)):
+        if group is not None:
+            group.reset([])
+
+
 def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracker, started: float,
                         on_iteration: IterationHook | None, point: ResumePoint | None) -> dict[str, Any]:
     cache, pool = connect(cfg.prior) if uses_prior(cfg) else (None, None)
@@ -250,6 +260,10 @@ def _train_and_evaluate(cfg: ExperimentConfig, run_dir: Path, tracker: RunTracke
         if saved < cfg.train.iterations:
             checkpoint(cfg.train.iterations, metrics)
         final = {**metrics, **collect(result, lifetime=True)}
+    except BaseException as err:
+        if was_interrupted(err):
+            _kill_env_runners(algo)
+        raise
     finally:
         algo.stop()
         if controller is not None:  # what the cache learned survives a failed or interrupted run

@@ -16,6 +16,8 @@ interrupt.
 Python runs a signal handler only when the main thread is between bytecodes. Seen here: a
 SIGTERM sent to `priorcache eval` in the middle of an RLlib PPO iteration (the main thread
 waiting inside Ray) was not handled within 30-90 s; the handler runs once that call returns.
+An experiment interrupted while an env runner samples kills the runner rather than wait for
+its sample (`experiment._kill_env_runners`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 a generated TextWorld game and an MLflow sqlite store, asserted afterwards."""
 
 import json
+import time
 from pathlib import Path
 
 import mlflow
@@ -86,6 +87,32 @@ def test_interrupted_run_keeps_what_it_recorded(ray_session, tmp_path, monkeypat
     assert [m.step for m in client.get_metric_history(run.info.run_id, "env_steps")] == [1, 2]
     # the figures of what was logged before the interrupt
     assert "plots/learning_curves.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+
+
+def test_an_interrupt_does_not_wait_for_an_env_runner_busy_sampling(ray_session, tmp_path, monkeypatch):
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    sample_finished = tmp_path / "sample_finished"
+
+    def interrupted_while_the_env_runner_samples(algo):
+        def long_sample(env_runner):  # stands in for a sample of many LLM calls
+            time.sleep(20)
+            sample_finished.touch()
+
+        algo.env_runner_group.foreach_env_runner(long_sample, local_env_runner=False, timeout_seconds=0)  # no wait
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Algorithm, "train", interrupted_while_the_env_runner_samples)
+    cfg = load_config(REPO / "experiments" / "textworld_ppo_prior.yaml", tiny_run_overrides(tmp_path, "busy"))
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+
+    # Had `algo.stop()` waited for the runner, its sample would have finished first.
+    assert not sample_finished.exists()
+    [summary_path] = (tmp_path / "runs").glob("*/summary.json")
+    assert json.loads(summary_path.read_text())["status"] == "interrupted"
+    time.sleep(25)  # the runner was killed: its sample never finishes
+    assert not sample_finished.exists()
 
 
 @pytest.mark.slow  # two runs: about 4.5 minutes on 2 shared cores

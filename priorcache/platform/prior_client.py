@@ -173,9 +173,10 @@ class PriorClient:
         hit = hits[0]
         if hit is None:
             return None, "llm"
-        # A keyed hit is the answer for another text: stored under this one, the near copy would
-        # gate later states against a text the LLM never scored, so only exact hits are copied.
-        if self._near is not None and (hit.exact or self._params.mode != "keyed"):
+        # Only exact hits are copied. A semantic or keyed hit is the answer for another text:
+        # stored under this one, a later identical request would count as exact (unaudited, not
+        # flattened), and a keyed cache would gate states against a text the LLM never scored.
+        if self._near is not None and hit.exact:
             embedding, text_hash, guard, candidates, state_text, key_hash = request
             self._near.insert(embedding, text_hash, guard, hit.logp, candidates, state_text, key_hash,
                               threshold=hit.entry_threshold)

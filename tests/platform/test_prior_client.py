@@ -55,6 +55,18 @@ def test_semantic_hits_are_audited(ray_session):
     assert len(audits) == 1 and audits[0].kl >= 0.0 and audits[0].similarity >= 0.8
 
 
+def test_a_semantic_hit_stays_semantic_when_asked_again(ray_session):
+    """The near-cache copies exact hits only: a neighbour's answer copied under this text would
+    come back as an exact hit, unaudited and unflattened."""
+    cfg = prior_config("client-semantic-again", threshold=0.8, audit_rate=0.0)
+    first = PriorClient(cfg)
+    first.request(STATE, CANDIDATES)
+    second = PriorClient(cfg, embedder=first.embedder)  # an empty near-cache: the actor answers
+    for _ in range(2):
+        hit = second.request(STATE + " It is quiet.", CANDIDATES)
+        assert hit.source == "cache" and not hit.exact
+
+
 def test_the_temperature_flattens_semantic_hits_only(ray_session):
     """The meta-optimizer's temperature hedges against wrong semantic hits; the LLM's answers
     and exact hits carry no cache error and are served as the LLM gave them."""
