@@ -246,8 +246,8 @@ def _notes(cfg: ExperimentConfig, stats: ReturnStats) -> list[str]:
         notes.append("A single TextWorld game is both the training and the evaluation game (evaluation uses "
                      "other seeds; the game is deterministic): the dataset shows the evaluated game itself.")
     if math.isnan(stats.success_rate):
-        notes.append("Locomotion has no success signal: `success_rate` is undefined (NaN, shown as –); read the "
-                     "returns.")
+        notes.append(f"No episode of `{cfg.env.name}` reported success or failure: `success_rate` is undefined "
+                     "(NaN, shown as –); read the returns.")
     return notes
 
 

@@ -108,7 +108,9 @@ def test_cql_prior_trains_on_a_small_halfcheetah_dataset_recorded_through_the_re
     folder, card = run_dataset(experiment, overrides, progress=False)
     assert 0 < card.llm_queries <= card.prior_requests == card.steps + card.episodes
     # HalfCheetah has no success signal: the card says so instead of a success rate of 0.
-    assert math.isnan(card.success_rate) and "| success rate | – |" in (folder / "CARD.md").read_text()
+    card_text = (folder / "CARD.md").read_text()
+    assert math.isnan(card.success_rate) and "| success rate | – |" in card_text
+    assert "No episode of `halfcheetah` reported success or failure" in card_text
     rows = read_transitions(folder)
     assert len(rows) == card.steps == 60
     # The prior is in the data: the LLM's log-weights over the 8 primitives, a distribution.
