@@ -56,17 +56,20 @@ import numpy as np  # noqa: E402
 
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
-from priorcache.platform.cache.core import remap  # noqa: E402
-from priorcache.platform.cache.relevance import untouched, words  # noqa: E402
+from priorcache.platform.cache.core import CacheParams, remap  # noqa: E402
+from priorcache.platform.cache.relevance import decisive, untouched, words  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
 from priorcache.platform.embed import TextEmbedder  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
 
 DELTAS = (0.0, 0.90, 0.95, 0.98)
+DECISIVE_MARGIN = CacheParams().decisive_margin
+"""The keyed cache's default: a stored answer leading by this many nats serves despite the gate."""
 EXPERIMENT = "experiments/alfworld_ppo_prior.yaml"
 ADAPTER = "priorcache/platform/llm/adapters/alfworld-lora.gguf"
-Gate = Callable[[str, str, str], bool]
-"""(stored state text, fresh state text, the stored answer's top command) -> may it serve."""
+Gate = Callable[[str, str, str, np.ndarray], bool]
+"""(stored state text, fresh state text, the stored answer's top command, its log-probs over the
+fresh state's commands) -> may it serve."""
 
 
 def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callable[[dict], Hashable], gate: Gate
@@ -174,12 +177,12 @@ def serving_entry(entries: list[int], state: dict, answers: list[dict], gate: Ga
     serve `state`, with its scores remapped over `state`'s commands; None when the LLM must answer."""
     for index in reversed(entries):
         logp, _ = remap(answers[index]["logp"], answers[index]["candidates"], state["candidates"])
-        if gate(answers[index]["state"], state["state"], state["candidates"][int(np.argmax(logp))]):
+        if gate(answers[index]["state"], state["state"], state["candidates"][int(np.argmax(logp))], logp):
             return index, logp
     return None
 
 
-def untouched_but_feedback(stored_state: str, fresh_state: str, command: str) -> bool:
+def untouched_but_feedback(stored_state: str, fresh_state: str, command: str, logp: np.ndarray) -> bool:
     """The relevance gate on only those words of `command` the last feedback does not name: the
     key `feedback` matches the feedback exactly, so it shows them the same way in both states
     (a variant measured and not shipped: it lost wins, docs/cache.md)."""
@@ -188,8 +191,10 @@ def untouched_but_feedback(stored_state: str, fresh_state: str, command: str) ->
 
 
 GATES: dict[str, Gate] = {
-    "none": lambda stored_state, fresh_state, command: True,
-    "relevance": untouched,
+    "none": lambda stored_state, fresh_state, command, logp: True,
+    "relevance": lambda stored_state, fresh_state, command, logp: untouched(stored_state, fresh_state, command),
+    "relevance-or-decisive": lambda stored_state, fresh_state, command, logp: (
+        decisive(logp, DECISIVE_MARGIN) or untouched(stored_state, fresh_state, command)),
     "relevance-but-feedback": untouched_but_feedback,
 }
 """How a keyed cache decides whether an answer stored under the key may serve a state."""

@@ -294,6 +294,10 @@ class CacheConfig:
     """Each entry learns its own threshold from audit outcomes, starting at `threshold`."""
     audit_kl_tolerance: float = 0.1
     """`per_entry` only: an audited hit costing more KL than this raises its entry's threshold."""
+    decisive_margin: float = 0.5
+    """`keyed` only: an entry whose top command leads its second by at least this many nats
+    serves even where the relevance gate would refuse it (a large value, e.g. 100: the strict
+    gate; docs/cache.md, "Decisive answers")."""
     warm_start: str = ""
     """Cache snapshot (.npz, written as `cache_snapshot.npz` by every run) to start from."""
     max_restarts: int = 3
@@ -523,7 +527,8 @@ _POSITIVE: tuple[str, ...] = (
 )
 
 _NON_NEGATIVE: tuple[str, ...] = (
-    "prior.cache.refresh", "prior.cache.near_capacity", "prior.cache.audit_max_inflight", "prior.cache.near_sync_s",
+    "prior.cache.refresh", "prior.cache.decisive_margin", "prior.cache.near_capacity", "prior.cache.audit_max_inflight",
+    "prior.cache.near_sync_s",
     "prior.llm.num_cpus_per_replica", "prior.llm.num_gpus_per_replica", "algorithm.entropy_coeff",
     "algorithm.prior_weight_start", "algorithm.prior_weight_end", "algorithm.prior_kl_coeff", "train.num_env_runners",
     "train.checkpoint_every", "ray.num_cpus", "env.alfworld.max_games", "algorithm.prior_top_k",

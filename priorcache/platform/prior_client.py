@@ -66,7 +66,7 @@ def cache_params(cfg: PriorConfig) -> CacheParams:
     c = cfg.cache
     return CacheParams(mode=c.mode, capacity=c.capacity, threshold=c.threshold, refresh=c.refresh,
                        candidates=c.candidates, min_coverage=c.min_coverage, per_entry=c.per_entry,
-                       kl_tolerance=c.audit_kl_tolerance)
+                       kl_tolerance=c.audit_kl_tolerance, decisive_margin=c.decisive_margin)
 
 
 _HELD: list[ray.actor.ActorHandle] = []

@@ -197,7 +197,9 @@ def test_uncached_proposals_ask_the_llm_every_time(ray_session):
 
 
 def test_keyed_hits_serve_other_texts_under_the_key_unless_the_top_command_is_touched(ray_session):
-    client = PriorClient(prior_config("client-keyed", mode="keyed", audit_rate=1.0, near_capacity=0))
+    # no answer counts as decisive here: the relevance gate alone decides
+    client = PriorClient(prior_config("client-keyed", mode="keyed", audit_rate=1.0, near_capacity=0,
+                                      decisive_margin=100.0))
     key = "A brass key lies on the floor."
     miss = client.request(STATE, CANDIDATES, key)
     assert miss.source == "llm"
@@ -213,3 +215,15 @@ def test_keyed_hits_serve_other_texts_under_the_key_unless_the_top_command_is_to
     assert (touched.source, other_key.source) == ("llm", "llm")
     audits = touched.audits + other_key.audits + client.finish_audits(wait_s=120)
     assert len(audits) == 1 and audits[0].kl >= 0.0
+
+
+def test_keyed_decisive_answers_pass_the_gate(ray_session):
+    # a margin of 0 nats makes every answer decisive: the touched text is served too
+    client = PriorClient(prior_config("client-keyed-decisive", mode="keyed", audit_rate=0.0, near_capacity=0,
+                                      decisive_margin=0.0))
+    key = "A brass key lies on the floor."
+    miss = client.request(STATE, CANDIDATES, key)
+    top_word = CANDIDATES[int(np.argmax(miss.logp))].split()[-1]
+    touched = client.request(f"{STATE} {top_word}.", CANDIDATES, key)
+    assert touched.source == "cache" and not touched.exact
+    np.testing.assert_array_equal(touched.logp, miss.logp)

@@ -9,7 +9,9 @@ the LLM gave over a candidate-action set. A lookup hits when an entry with the s
 - `keyed`: the state's *key* is identical (the part of the state its env names as what the prior
   hinges on, `cache_key`; the whole text where the env names none), and the entry passes the
   relevance gate (`relevance.py`): the two texts do not differ in any word the entry's top
-  command names. Several entries share a key; the latest one the gate lets through serves;
+  command names, or the entry is *decisive* (its top command leads the next by at least
+  `decisive_margin` nats). Several entries share a key; the latest one the gate lets through
+  serves;
 - `off`: never hits, stores nothing (the uncached baseline).
 
 Capacity K bounds the entries (least recently used evicted first); an entry that served
@@ -41,7 +43,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from priorcache.platform.cache.relevance import untouched
+from priorcache.platform.cache.relevance import decisive, untouched
 from priorcache.platform.logprob import log_softmax
 
 MODES = ("semantic", "exact", "keyed", "off")
@@ -87,6 +89,9 @@ class CacheParams:
     """Every entry learns its own threshold from audits (see the module docstring)."""
     kl_tolerance: float = 0.1
     """`per_entry`: an audited hit costing more KL (nats) than this counts as a false hit."""
+    decisive_margin: float = 0.5
+    """`keyed`: an entry whose top command leads its second by at least this many nats serves
+    even where the relevance gate would refuse it (`relevance.decisive`)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -103,6 +108,8 @@ class CacheParams:
             raise ValueError(f"cache candidates {self.candidates!r}: choose one of {', '.join(CANDIDATE_MATCHING)}")
         if not 0.0 < self.min_coverage <= 1.0:
             raise ValueError(f"cache min_coverage must be in (0, 1], got {self.min_coverage}")
+        if not self.decisive_margin >= 0.0:
+            raise ValueError(f"cache decisive_margin must be >= 0 nats, got {self.decisive_margin}")
 
 
 @dataclass
@@ -263,8 +270,11 @@ class SemanticCache:
         for row in reversed(self._rows_by_state_key.get((self._key(guard), key_hash), ())):
             # An entry stored without its text (an older snapshot) serves its own text only.
             served = self._serve(row, guard, candidates) if self._state_text[row] is not None else None
-            if served is not None and untouched(self._state_text[row], text,  # type: ignore[arg-type]
-                                                candidates[int(np.argmax(served[0]))]):
+            if served is None:
+                continue
+            logp = served[0]
+            if decisive(logp, self.params.decisive_margin) or untouched(
+                    self._state_text[row], text, candidates[int(np.argmax(logp))]):  # type: ignore[arg-type]
                 return row, served
         return None, None
 
