@@ -20,13 +20,16 @@ without the LLM), and replays the answers in order three ways:
    feedback, the place, ...) with the candidate set; LLM answers, argmax flips, and the won
    episodes with a flip (whose path would change), each with and without a relevance gate
    (the platform's, `cache/relevance.py`: an answer stored under the key serves a state unless
-   the two texts differ in something its top command names). `--key NAME [--gate relevance]`
-   plays the greedy agent through such a cache for real and prints what it won. The platform's
-   keyed cache (`prior.cache.mode=keyed`) is `--key feedback --gate relevance`.
+   the two texts differ in something its top command names; `relevance-or-decisive` also lets
+   through answers whose top command leads by `prior.cache.decisive_margin` nats, with the
+   refusals split by that lead and a replay per margin). `--key NAME [--gate GATE]` plays the
+   greedy agent through such a cache for real and prints what it won. The platform's keyed
+   cache (`prior.cache.mode=keyed`) is `--key feedback --gate relevance-or-decisive`.
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
                  [--threads 2] [--save F | --replay F]
-                 [--key state|progress|place|task-feedback|feedback] [--gate none|relevance|relevance-but-feedback]
+                 [--key state|progress|place|task-feedback|feedback]
+                 [--gate none|relevance|relevance-or-decisive|relevance-but-feedback]
 
 Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min): 12/40 won, 1,563 requests,
 586 LLM answers (exact matching: 2.67x); the nearest neighbour keeps the fresh argmax for about a
@@ -39,6 +42,8 @@ episode traded for another); perfect retrieval's loose ceiling 16x. On seeds 40-
 (`--first-seed 40`): 7/40 won, exact matching 3.24x; `--key feedback --gate relevance` 8/40 at 3.57x;
 on seeds 80-119: 10/40 and 3.27x; 10/40 (the same episodes) at 3.74x. `--key feedback --gate
 relevance-but-feedback` on seeds 0-39: 11/40 at 3.61x (replay 3.50x, one won episode with a flip).
+`--key feedback --gate relevance-or-decisive` (decisive margin 0.5 nats): 10/40 at 3.75x on seeds
+0-39, 8/40 at 4.02x on 40-79, 10/40 at 4.29x on 80-119 (replays 3.59x, 4.16x, 4.15x).
 See docs/cache.md ("An oracle-gated bound" and "Gates a cache could run, and coarser keys").
 """
 
@@ -172,6 +177,28 @@ def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], ke
     return {"llm": llm, "served": served, "flips": flips, "won_flipped": sum(won[e] for e in flipped)}
 
 
+def refused_by_lead(answers: list[dict], requests: list[dict], margin: float) -> dict[str, tuple[int, int]]:
+    """The answers the strict relevance gate refuses under the last-feedback key (the latest entry
+    under the key, where there is one), split by whether their top command leads by `margin`
+    nats: {"decisive" | "close call": (refused, of them argmax kept)}."""
+    key, strict = KEYS["feedback"][1], GATES["relevance"]
+    stored: dict[Hashable, list[int]] = {}
+    counts = {"decisive": [0, 0], "close call": [0, 0]}
+    for request in requests:
+        fresh = answers[request["answer"]]
+        entries = stored.setdefault(key(fresh), [])
+        if serving_entry(entries, fresh, answers, strict) is not None:
+            continue
+        if entries:
+            latest = answers[entries[-1]]
+            logp, _ = remap(latest["logp"], latest["candidates"], fresh["candidates"])
+            count = counts["decisive" if decisive(logp, margin) else "close call"]
+            count[0] += 1
+            count[1] += int(np.argmax(logp)) == int(np.argmax(fresh["logp"]))
+        entries.append(request["answer"])
+    return {group: (refused, kept) for group, (refused, kept) in counts.items()}
+
+
 def serving_entry(entries: list[int], state: dict, answers: list[dict], gate: Gate) -> tuple[int, np.ndarray] | None:
     """The latest of `entries` (indices of answers stored under `state`'s key) that `gate` lets
     serve `state`, with its scores remapped over `state`'s commands; None when the LLM must answer."""
@@ -190,11 +217,17 @@ def untouched_but_feedback(stored_state: str, fresh_state: str, command: str, lo
     return untouched(stored_state, fresh_state, " ".join(w for w in words(command).elements() if w not in feedback))
 
 
+def relevance_or_decisive(margin: float) -> Gate:
+    """The platform's keyed gate: an answer serves when it leads by `margin` nats or the texts do
+    not differ in what its top command names."""
+    return lambda stored_state, fresh_state, command, logp: (
+        decisive(logp, margin) or untouched(stored_state, fresh_state, command))
+
+
 GATES: dict[str, Gate] = {
     "none": lambda stored_state, fresh_state, command, logp: True,
     "relevance": lambda stored_state, fresh_state, command, logp: untouched(stored_state, fresh_state, command),
-    "relevance-or-decisive": lambda stored_state, fresh_state, command, logp: (
-        decisive(logp, DECISIVE_MARGIN) or untouched(stored_state, fresh_state, command)),
+    "relevance-or-decisive": relevance_or_decisive(DECISIVE_MARGIN),
     "relevance-but-feedback": untouched_but_feedback,
 }
 """How a keyed cache decides whether an answer stored under the key may serve a state."""
@@ -219,6 +252,8 @@ KEYS: dict[str, tuple[str, Callable[[dict], Hashable]]] = {
 candidates still tell the place and the hands apart)."""
 MARGINS = (0.0, 0.5, 1.0, 2.0)
 """Confidence gates: serve the nearest neighbour (cosine >= 0.90) when its top command leads by this many nats."""
+DECISIVE_MARGINS = (float("inf"), 1.0, 0.5, 0.25, 0.1, 0.0)
+"""Decisive margins replayed for the keyed cache (last feedback key); inf is the strict gate."""
 
 
 def load(path: str | Path, embedder: TextEmbedder) -> tuple[list[dict], list[dict], list[bool]]:
@@ -297,6 +332,14 @@ def main() -> None:
             row = served_by_key(answers, request_log, won, key, gate)
             print(f"| {name} | {gate_name} | {row['llm']} | {requests / row['llm']:.2f}x | {row['served']} "
                   f"| {row['flips']} ({row['flips'] / row['served']:.0%}) | {row['won_flipped']} |")
+    print(f"\n| answers the strict gate refuses (last feedback key) | refused | of them argmax kept |\n|---|---|---|")
+    for group, (refused, kept) in refused_by_lead(answers, request_log, DECISIVE_MARGIN).items():
+        print(f"| {group} (lead {'>=' if group == 'decisive' else '<'} {DECISIVE_MARGIN} nats) | {refused} | {kept} |")
+    print(f"\n| keyed cache (last feedback), decisive margin | LLM answers | saving | argmax flips "
+          f"| won episodes with a flip (of {sum(won)}) |\n|---|---|---|---|---|")
+    for margin in DECISIVE_MARGINS:
+        row = served_by_key(answers, request_log, won, KEYS["feedback"][1], relevance_or_decisive(margin))
+        print(f"| {margin} nats | {row['llm']} | {requests / row['llm']:.2f}x | {row['flips']} | {row['won_flipped']} |")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,13 @@ def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchma
     # the relevance gate sees "sinkbasin 1", which the stored top command names, once more: the LLM answers
     gated = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.GATES["relevance"])
     assert gated == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
+    # answer 0 leads by 1.9 nats: decisive at 0.5 nats it passes the gate (and flips here), not at 2
+    decisive = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1],
+                                   bench.relevance_or_decisive(0.5))
+    assert decisive == {"llm": 1, "served": 2, "flips": 1, "won_flipped": 1}
+    assert bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1],
+                               bench.relevance_or_decisive(2.0)) == gated
+    assert bench.refused_by_lead(answers, requests, 0.5) == {"decisive": (1, 0), "close call": (0, 0)}
 
 
 def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session):
