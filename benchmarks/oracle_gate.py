@@ -21,10 +21,11 @@ without the LLM), and replays the answers in order three ways:
    episodes with a flip (whose path would change), each with and without a relevance gate
    (the platform's, `cache/relevance.py`: an answer stored under the key serves a state unless
    the two texts differ in something its top command names; `relevance-or-decisive` also lets
-   through answers whose top command leads by `prior.cache.decisive_margin` nats, with the
-   refusals split by that lead and a replay per margin). `--key NAME [--gate GATE]` plays the
-   greedy agent through such a cache for real and prints what it won. The platform's keyed
-   cache (`prior.cache.mode=keyed`) is `--key feedback --gate relevance-or-decisive`.
+   through answers whose top command leads by 0.5 nats, with the refusals split by that lead
+   and a replay per margin). `--key NAME [--gate GATE]` plays the greedy agent through such a
+   cache for real and prints what it won. The platform's keyed cache (`prior.cache.mode=keyed`)
+   is `--key feedback --gate relevance`; with `prior.cache.decisive_margin=0.5` it is `--gate
+   relevance-or-decisive`.
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
                  [--threads 2] [--save F | --replay F]
@@ -61,15 +62,16 @@ import numpy as np  # noqa: E402
 
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
-from priorcache.platform.cache.core import CacheParams, remap  # noqa: E402
+from priorcache.platform.cache.core import remap  # noqa: E402
 from priorcache.platform.cache.relevance import decisive, untouched, words  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
 from priorcache.platform.embed import TextEmbedder  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
 
 DELTAS = (0.0, 0.90, 0.95, 0.98)
-DECISIVE_MARGIN = CacheParams().decisive_margin
-"""The keyed cache's default: a stored answer leading by this many nats serves despite the gate."""
+DECISIVE_MARGIN = 0.5
+"""`relevance-or-decisive`: a stored answer leading by this many nats serves despite the gate (the
+platform's keyed cache with `prior.cache.decisive_margin=0.5`)."""
 EXPERIMENT = "experiments/alfworld_ppo_prior.yaml"
 ADAPTER = "priorcache/platform/llm/adapters/alfworld-lora.gguf"
 Gate = Callable[[str, str, str, np.ndarray], bool]

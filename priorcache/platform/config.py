@@ -14,6 +14,7 @@ from typing import Any, Sequence, TypeVar
 
 import difflib
 import json
+import math
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -294,10 +295,11 @@ class CacheConfig:
     """Each entry learns its own threshold from audit outcomes, starting at `threshold`."""
     audit_kl_tolerance: float = 0.1
     """`per_entry` only: an audited hit costing more KL than this raises its entry's threshold."""
-    decisive_margin: float = 0.5
+    decisive_margin: float = math.inf
     """`keyed` only: an entry whose top command leads its second by at least this many nats
-    serves even where the relevance gate would refuse it (a large value, e.g. 100: the strict
-    gate; docs/cache.md, "Decisive answers")."""
+    serves even where the relevance gate would refuse it; inf: the gate applies to every entry.
+    0.5 saved 12% more LLM queries on ALFWorld and lost about 4% of the greedy agent's wins
+    (docs/cache.md, "Decisive answers")."""
     warm_start: str = ""
     """Cache snapshot (.npz, written as `cache_snapshot.npz` by every run) to start from."""
     max_restarts: int = 3

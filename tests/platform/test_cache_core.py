@@ -214,7 +214,7 @@ def test_switching_to_remap_keeps_entries():
 # keyed: exact match on the state's key, the relevance gate on the rest of the text
 COMMANDS = ("go to fridge 1", "open cabinet 1")
 KEYED_GUARD = Guard.for_candidates("model-a", "alfworld-v1", COMMANDS)
-TO_FRIDGE, TO_CABINET = np.log([0.55, 0.45]), np.log([0.45, 0.55])  # close calls (0.2 nats): the gate decides
+TO_FRIDGE, TO_CABINET = np.log([0.55, 0.45]), np.log([0.45, 0.55])  # close calls (0.2 nats)
 FEEDBACK = "Nothing happens."
 SEEN_NOTHING = f"Your task is to: find a mug.\nYou are at the sinkbasin 1.\n\n{FEEDBACK}"
 
@@ -247,15 +247,19 @@ def test_keyed_serves_another_text_under_its_key_unless_it_differs_in_the_top_co
     assert (c.stats.lookups, c.stats.hits, c.stats.exact_hits) == (5, 3, 1)
 
 
-def test_keyed_a_decisive_answer_serves_where_the_gate_would_refuse():
+def keyed_cache_with(text: str, logp: np.ndarray, **params) -> SemanticCache:
+    c = cache(mode="keyed", **params)
+    keyed_insert(c, text, logp)
+    return c
+
+
+def test_keyed_a_decisive_answer_serves_where_the_gate_would_refuse_if_asked_to():
     looked_in_fridge = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1.\nYou have looked in/on: fridge 1.")
     decisive = np.log([0.65, 0.35])  # the fridge leads by 0.62 nats
-    c = cache(mode="keyed")  # decisive_margin 0.5 nats
-    keyed_insert(c, SEEN_NOTHING, decisive)
-    np.testing.assert_allclose(keyed_lookup(c, looked_in_fridge).logp, decisive)
-    strict = cache(mode="keyed", decisive_margin=0.7)
-    keyed_insert(strict, SEEN_NOTHING, decisive)
-    assert keyed_lookup(strict, looked_in_fridge) is None
+    assert keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive), looked_in_fridge) is None  # strict by default
+    hit = keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive, decisive_margin=0.5), looked_in_fridge)
+    np.testing.assert_allclose(hit.logp, decisive)
+    assert keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive, decisive_margin=0.7), looked_in_fridge) is None
     with pytest.raises(ValueError, match="decisive_margin"):
         cache(mode="keyed", decisive_margin=-1.0)
 

@@ -197,9 +197,7 @@ def test_uncached_proposals_ask_the_llm_every_time(ray_session):
 
 
 def test_keyed_hits_serve_other_texts_under_the_key_unless_the_top_command_is_touched(ray_session):
-    # no answer counts as decisive here: the relevance gate alone decides
-    client = PriorClient(prior_config("client-keyed", mode="keyed", audit_rate=1.0, near_capacity=0,
-                                      decisive_margin=100.0))
+    client = PriorClient(prior_config("client-keyed", mode="keyed", audit_rate=1.0, near_capacity=0))
     key = "A brass key lies on the floor."
     miss = client.request(STATE, CANDIDATES, key)
     assert miss.source == "llm"
@@ -217,7 +215,7 @@ def test_keyed_hits_serve_other_texts_under_the_key_unless_the_top_command_is_to
     assert len(audits) == 1 and audits[0].kl >= 0.0
 
 
-def test_keyed_decisive_answers_pass_the_gate(ray_session):
+def test_keyed_decisive_answers_pass_the_gate_when_configured(ray_session):
     # a margin of 0 nats makes every answer decisive: the touched text is served too
     client = PriorClient(prior_config("client-keyed-decisive", mode="keyed", audit_rate=0.0, near_capacity=0,
                                       decisive_margin=0.0))

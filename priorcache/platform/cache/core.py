@@ -9,9 +9,9 @@ the LLM gave over a candidate-action set. A lookup hits when an entry with the s
 - `keyed`: the state's *key* is identical (the part of the state its env names as what the prior
   hinges on, `cache_key`; the whole text where the env names none), and the entry passes the
   relevance gate (`relevance.py`): the two texts do not differ in any word the entry's top
-  command names, or the entry is *decisive* (its top command leads the next by at least
-  `decisive_margin` nats). Several entries share a key; the latest one the gate lets through
-  serves;
+  command names, or (opt-in) the entry is *decisive*: its top command leads the next by at
+  least `decisive_margin` nats. Several entries share a key; the latest one the gate lets
+  through serves;
 - `off`: never hits, stores nothing (the uncached baseline).
 
 Capacity K bounds the entries (least recently used evicted first); an entry that served
@@ -38,6 +38,7 @@ Two options go past one global threshold over identical candidate sets:
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Sequence
 
@@ -89,9 +90,9 @@ class CacheParams:
     """Every entry learns its own threshold from audits (see the module docstring)."""
     kl_tolerance: float = 0.1
     """`per_entry`: an audited hit costing more KL (nats) than this counts as a false hit."""
-    decisive_margin: float = 0.5
+    decisive_margin: float = math.inf
     """`keyed`: an entry whose top command leads its second by at least this many nats serves
-    even where the relevance gate would refuse it (`relevance.decisive`)."""
+    even where the relevance gate would refuse it (`relevance.decisive`); inf: never."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
