@@ -298,8 +298,8 @@ class CacheConfig:
     decisive_margin: float = math.inf
     """`keyed` only: an entry whose top command leads its second by at least this many nats
     serves even where the relevance gate would refuse it; inf: the gate applies to every entry.
-    0.5 saved 12% more LLM queries on ALFWorld and lost about 4% of the greedy agent's wins
-    (docs/cache.md, "Decisive answers")."""
+    On 200 greedy ALFWorld episodes 0.5 saved 3.99x LLM queries (strict: 3.59x) and won 51 (strict:
+    53, exact matching: 54; docs/cache.md, "Decisive answers")."""
     warm_start: str = ""
     """Cache snapshot (.npz, written as `cache_snapshot.npz` by every run) to start from."""
     max_restarts: int = 3
