@@ -15,6 +15,7 @@ from typing import Any, Sequence, TypeVar
 import difflib
 import json
 import math
+import re
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -579,7 +580,8 @@ def read_yaml_as_text(path: str | Path) -> DictConfig:
     """A YAML file with every scalar kept as written; the typed schema converts it on merge.
 
     Plain YAML reads `off`, `no`, `on` and `yes` as booleans, which turned
-    `prior.cache.mode: off` into "False"; the schema knows which fields are text.
+    `prior.cache.mode: off` into "False"; the schema knows which fields are text. YAML's own
+    spellings of infinity and NaN (`.inf`, which `to_yaml` writes) become Python's (`inf`).
     """
     try:
         data = yaml.load(Path(path).read_text(), Loader=yaml.BaseLoader)
@@ -590,13 +592,28 @@ def read_yaml_as_text(path: str | Path) -> DictConfig:
             f"{path}:{where} not valid YAML ({getattr(err, 'problem', None) or err}); quote a value "
             "that holds {, }, [, ], ': ' or ' #'"
         ) from err
-    return OmegaConf.create(data or {})
+    return OmegaConf.create(_python_floats(data or {}))
+
+
+_YAML_SPECIAL_FLOAT = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+"""YAML 1.1's infinity and NaN; Python's float() (and so OmegaConf) reads them without the dot."""
+
+
+def _python_floats(data: Any) -> Any:
+    """`data` (YAML read as text) with `.inf`, `-.inf` and `.nan` written as `inf`, `-inf`, `nan`."""
+    if isinstance(data, dict):
+        return {key: _python_floats(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_python_floats(value) for value in data]
+    if isinstance(data, str) and _YAML_SPECIAL_FLOAT.fullmatch(data):
+        return data.replace(".", "", 1)
+    return data
 
 
 def _as_text_override(item: str) -> str:
     """`key=value` with the value quoted, for the same reason as `read_yaml_as_text`."""
     key, value = item.split("=", 1)
-    return f"{key}={json.dumps(value)}"
+    return f"{key}={json.dumps(_python_floats(value))}"
 
 
 def validate(config: ExperimentConfig) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from priorcache.platform.config import ConfigError, ExperimentConfig, from_dict, load_config, to_dict
+from priorcache.platform.config import ConfigError, ExperimentConfig, from_dict, load_config, to_dict, to_yaml
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -60,6 +60,16 @@ def test_missing_experiment_file():
 def test_round_trip_through_plain_dicts():
     cfg = load_config(None, ["prior.cache.capacity=7"])
     assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
+
+
+def test_a_run_folders_config_yaml_loads_back_to_the_same_config(tmp_path):
+    """What a run writes (`to_yaml`, infinity as YAML's `.inf`) is what a resumed run reads."""
+    cfg = load_config(None, ["prior.cache.capacity=7"])
+    assert cfg.prior.cache.decisive_margin == float("inf")
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(cfg))
+    assert "decisive_margin: .inf" in path.read_text() and load_config(path) == cfg
+    assert load_config(None, ["prior.cache.decisive_margin=.inf"]) == load_config(None, [])
 
 
 def test_yaml_boolean_spellings_stay_text_in_text_fields(tmp_path):
