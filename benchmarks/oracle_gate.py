@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
 from priorcache.platform.cache.core import remap  # noqa: E402
-from priorcache.platform.cache.relevance import decisive, untouched, words  # noqa: E402
+from priorcache.platform.cache.relevance import decisive, lead, untouched, words  # noqa: E402
 from priorcache.platform.config import load_config  # noqa: E402
 from priorcache.platform.embed import TextEmbedder  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
@@ -135,9 +135,8 @@ def preserved_by_neighbour(answers: list[dict]) -> list[tuple[float, float, bool
     for i in range(1, len(answers)):
         j = int(np.argmax(similarity[i, :i]))
         remapped, _ = remap(answers[j]["logp"], answers[j]["candidates"], answers[i]["candidates"])
-        top_two = np.sort(remapped)[-2:]
-        margin = float(top_two[-1] - top_two[0]) if len(remapped) > 1 else float("inf")
-        out.append((float(similarity[i, j]), margin, int(np.argmax(remapped)) == int(np.argmax(answers[i]["logp"]))))
+        out.append((float(similarity[i, j]), lead(remapped),
+                    int(np.argmax(remapped)) == int(np.argmax(answers[i]["logp"]))))
     return out
 
 

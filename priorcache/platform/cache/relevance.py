@@ -48,10 +48,15 @@ def untouched(stored_state: str, fresh_state: str, command: str) -> bool:
     return all(stored[word] == fresh[word] for word in words(command) if word not in IGNORED_WORDS)
 
 
-def decisive(logp: np.ndarray, margin: float) -> bool:
-    """Whether the top of `logp` leads the second by at least `margin` nats (a single
-    candidate always leads)."""
+def lead(logp: np.ndarray) -> float:
+    """How many nats the top of `logp` leads the second by (inf for a single candidate: nothing
+    to flip to)."""
     if len(logp) < 2:
-        return True
+        return float("inf")
     second, first = np.partition(np.asarray(logp), -2)[-2:]
-    return bool(first - second >= margin)
+    return float(first - second)
+
+
+def decisive(logp: np.ndarray, margin: float) -> bool:
+    """Whether the top of `logp` leads the second by at least `margin` nats."""
+    return lead(logp) >= margin
