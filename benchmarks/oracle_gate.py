@@ -28,7 +28,7 @@ without the LLM), and replays the answers in order three ways:
    relevance-or-decisive`.
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
-                 [--threads 2] [--save F | --replay F]
+                 [--threads 2] [--save F | --replay F] [--answers F [F ...]]
                  [--key state|progress|place|task-feedback|feedback]
                  [--gate none|relevance|relevance-or-decisive|relevance-but-feedback]
 
@@ -72,9 +72,9 @@ from priorcache.platform.embed import TextEmbedder  # noqa: E402
 from priorcache.platform.prior_client import PriorClient  # noqa: E402
 
 DELTAS = (0.0, 0.90, 0.95, 0.98)
-DECISIVE_MARGIN = 0.5
+DECISIVE_MARGIN = 0.25
 """`relevance-or-decisive`: a stored answer leading by this many nats serves despite the gate (the
-platform's keyed cache with `prior.cache.decisive_margin=0.5`)."""
+platform's default `prior.cache.decisive_margin`; `--decisive-margin` plays another)."""
 EXPERIMENT = "experiments/alfworld_ppo_prior.yaml"
 ADAPTER = "priorcache/platform/llm/adapters/alfworld-lora.gguf"
 Gate = Callable[[str, str, str, np.ndarray], bool]
@@ -82,13 +82,15 @@ Gate = Callable[[str, str, str, np.ndarray], bool]
 fresh state's commands) -> may it serve."""
 
 
-def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callable[[dict], Hashable], gate: Gate
+def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callable[[dict], Hashable], gate: Gate,
+                recorded: dict[tuple[str, tuple[str, ...]], np.ndarray] | None = None
                 ) -> tuple[list[dict], list[dict], list[bool]]:
     """Greedy episodes, one per env seed, through an exact cache keyed on `key({"state",
     "candidates"})`: (the LLM's answers in order, every request in order as {"episode", "answer"}
     with the index of the answer that serves it, won per episode). A state is served the scores
     of the latest answer under its key that `gate` lets serve it (`serving_entry`); otherwise the
-    LLM is asked."""
+    LLM is asked, or `recorded` answers for it where it holds the state: the same scores, as
+    llama.cpp at one thread count is deterministic (`--answers`)."""
     cfg = load_config(EXPERIMENT, [
         f"env.max_steps={max_steps}", "env.alfworld.max_games=0", f"prior.llm.adapter_path={ADAPTER}",
         "prior.cache.mode=off", f"prior.llm.n_threads={threads}",
@@ -100,6 +102,7 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
     requests: list[dict] = []
     stored: dict[Hashable, list[int]] = {}
     won: list[bool] = []
+    asked = 0
     try:
         for episode, seed in enumerate(seeds):
             obs, _ = env.reset(seed=seed)
@@ -110,16 +113,19 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
                 found = serving_entry(entries, state, answers, gate)
                 if found is None:
                     entries.append(len(answers))
-                    prior = client.request(state["state"], state["candidates"])
-                    answers.append({**state, "embedding": prior.embedding, "logp": prior.logp})
-                    found = len(answers) - 1, prior.logp
+                    logp = (recorded or {}).get((state["state"], state["candidates"]))
+                    if logp is None:
+                        logp = client.request(state["state"], state["candidates"]).logp
+                        asked += 1
+                    answers.append({**state, "logp": logp})
+                    found = len(answers) - 1, logp
                 answer, logp = found
                 requests.append({"episode": episode, "answer": answer})
                 obs, _, terminated, truncated, _ = env.step(int(np.argmax(logp)))
                 done = terminated or truncated
             won.append(bool(terminated))
             print(f"episode {episode + 1}/{len(seeds)} (seed {seed}): {'won' if terminated else 'lost'}, "
-                  f"{len(requests)} requests, {len(answers)} LLM answers", flush=True)
+                  f"{len(requests)} requests, {len(answers)} LLM answers ({asked} not recorded)", flush=True)
     finally:
         env.close()
     return answers, requests, won
@@ -260,16 +266,15 @@ DECISIVE_MARGINS = (float("inf"), 1.0, 0.5, 0.25, 0.1, 0.0)
 """Decisive margins replayed for the keyed cache (last feedback key); inf is the strict gate."""
 
 
-def load(path: str | Path, embedder: TextEmbedder) -> tuple[list[dict], list[dict], list[bool]]:
-    """Answers, requests and outcomes written by `--save` (embeddings recomputed)."""
+def load(path: str | Path) -> tuple[list[dict], list[dict], list[bool]]:
+    """Answers, requests and outcomes written by `--save`."""
     saved = json.loads(Path(path).read_text())
-    answers = [{**a, "candidates": tuple(a["candidates"]), "logp": np.asarray(a["logp"]),
-                "embedding": embedder.embed_one(a["state"])} for a in saved["answers"]]
+    answers = [{**a, "candidates": tuple(a["candidates"]), "logp": np.asarray(a["logp"])} for a in saved["answers"]]
     return answers, saved["requests"], saved["won"]
 
 
 def save(path: str | Path, answers: list[dict], requests: list[dict], won: list[bool]) -> None:
-    """Write what `load` reads back (the embeddings are left out: `load` recomputes them)."""
+    """Write what `load` reads back."""
     Path(path).write_text(json.dumps({
         "answers": [{"state": a["state"], "candidates": a["candidates"], "logp": a["logp"].tolist()} for a in answers],
         "requests": requests, "won": won}))
@@ -283,6 +288,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads of the LLM replica")
     parser.add_argument("--save", default="", help="write the answers, requests and outcomes to this JSON file")
     parser.add_argument("--replay", default="", help="analyse a file written by --save instead of playing")
+    parser.add_argument("--answers", nargs="+", default=[],
+                        help="files written by --save: their answers stand in for the LLM's where a state repeats")
+    parser.add_argument("--decisive-margin", type=float, default=DECISIVE_MARGIN,
+                        help="nats by which a stored answer's top command must lead to pass `--gate relevance-or-decisive`")
     parser.add_argument("--key", choices=sorted(KEYS), default="state",
                         help="play through an exact cache on this key (not `state`: prints the outcome only)")
     parser.add_argument("--gate", choices=sorted(GATES), default="none",
@@ -294,11 +303,12 @@ def main() -> None:
         parser.error("--save and --replay record and analyse exact matching (--key state --gate none): other "
                      "keys and gates serve states other answers, so their records cannot be replayed")
     if args.replay:
-        answers, request_log, won = load(args.replay, TextEmbedder(None, n_threads=args.threads))
+        answers, request_log, won = load(args.replay)
     else:
+        recorded = {(a["state"], a["candidates"]): a["logp"] for path in args.answers for a in load(path)[0]}
         seeds = range(args.first_seed, args.first_seed + args.episodes)
-        answers, request_log, won = play_greedy(seeds, args.max_steps, args.threads, KEYS[args.key][1],
-                                                GATES[args.gate])
+        gate = relevance_or_decisive(args.decisive_margin) if args.gate == "relevance-or-decisive" else GATES[args.gate]
+        answers, request_log, won = play_greedy(seeds, args.max_steps, args.threads, KEYS[args.key][1], gate, recorded)
     if args.save:
         save(args.save, answers, request_log, won)
     if not exact:
@@ -306,6 +316,9 @@ def main() -> None:
               f"{sum(won)}/{len(won)} won, "
               f"{len(request_log)} prior requests, {len(answers)} LLM answers ({len(request_log) / len(answers):.2f}x)")
         return
+    embedder = TextEmbedder(None, n_threads=args.threads)
+    for answer in answers:
+        answer["embedding"] = embedder.embed_one(answer["state"])
     pairs = preserved_by_neighbour(answers)
     requests, misses = len(request_log), len(answers)
     print(f"\ngreedy tuned prior, exact cache: {sum(won)}/{len(won)} won, {requests} prior requests, "
@@ -339,11 +352,13 @@ def main() -> None:
     print("\n| answers the strict gate refuses (last feedback key) | refused | of them argmax kept |\n|---|---|---|")
     for group, (refused, kept) in refused_by_lead(answers, request_log, DECISIVE_MARGIN).items():
         print(f"| {group} (lead {'>=' if group == 'decisive' else '<'} {DECISIVE_MARGIN} nats) | {refused} | {kept} |")
-    print(f"\n| keyed cache (last feedback), decisive margin | LLM answers | saving | argmax flips "
-          f"| won episodes with a flip (of {sum(won)}) |\n|---|---|---|---|---|")
+    print(f"\n| keyed cache, decisive margin | keyed on | LLM answers | saving | argmax flips "
+          f"| won episodes with a flip (of {sum(won)}) |\n|---|---|---|---|---|---|")
     for margin in DECISIVE_MARGINS:
-        row = served_by_key(answers, request_log, won, KEYS["feedback"][1], relevance_or_decisive(margin))
-        print(f"| {margin} nats | {row['llm']} | {requests / row['llm']:.2f}x | {row['flips']} | {row['won_flipped']} |")
+        for key in ("task-feedback", "feedback"):
+            row = served_by_key(answers, request_log, won, KEYS[key][1], relevance_or_decisive(margin))
+            print(f"| {margin} nats | {KEYS[key][0]} | {row['llm']} | {requests / row['llm']:.2f}x | {row['flips']} "
+                  f"| {row['won_flipped']} |")
 
 
 if __name__ == "__main__":

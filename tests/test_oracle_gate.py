@@ -20,12 +20,11 @@ def test_a_neighbour_counts_only_where_its_scores_keep_the_fresh_argmax(load_ben
     ]
     stream = [{"embedding": embedder.embed_one(state), "candidates": cands, "logp": np.array(logp)}
               for state, cands, logp in answers]
-    # --save then --replay gives the same stream (embeddings recomputed, not stored)
+    # --save then --replay gives the same stream (embeddings are recomputed, not stored)
     bench.save(tmp_path / "answers.json", [{**a, "state": text} for a, (text, _, _) in zip(stream, answers)], [], [])
-    replayed, _, _ = bench.load(tmp_path / "answers.json", embedder)
-    assert [a["candidates"] for a in replayed] == [a["candidates"] for a in stream]
-    assert all(np.allclose(r["embedding"], a["embedding"]) and np.array_equal(r["logp"], a["logp"])
-               for r, a in zip(replayed, stream))
+    replayed, _, _ = bench.load(tmp_path / "answers.json")
+    assert [(a["state"], a["candidates"]) for a in replayed] == [(text, cands) for text, cands, _ in answers]
+    assert all(np.array_equal(r["logp"], a["logp"]) for r, a in zip(replayed, stream))
     pairs = bench.preserved_by_neighbour(stream)
     assert [kept for _, _, kept in pairs] == [True, False]
     assert all(0.8 < similarity <= 1.0 for similarity, _, _ in pairs)
@@ -63,13 +62,32 @@ def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchma
     assert bench.refused_by_lead(answers, requests, 0.5) == {"decisive": (1, 0), "close call": (0, 0)}
 
 
+def test_the_task_in_the_key_keeps_close_calls_to_their_task(load_benchmark):
+    bench = load_benchmark("oracle_gate")
+    commands = ("go to sinkbasin 1", "go to stoveburner 1")
+    room = "You are in the middle of a room.\n\nYou arrive at the room."
+    answers = [{"state": f"Your task is to: {task}.\n{room}", "candidates": commands, "logp": np.array(logp)}
+               for task, logp in (("clean a ladle", [-0.6, -0.8]), ("heat an egg", [-0.8, -0.6]))]
+    requests = [{"episode": 0, "answer": 0}, {"episode": 1, "answer": 1}]
+    # the same feedback, another task: keyed on the feedback alone, the gate serves the close call, and it flips
+    assert bench.served_by_key(answers, requests, [False, True], bench.KEYS["feedback"][1],
+                               bench.GATES["relevance"]) == {"llm": 1, "served": 1, "flips": 1, "won_flipped": 1}
+    # the platform's key and gate (task and feedback, decisive at 0.25 nats): the LLM answers
+    assert bench.served_by_key(answers, requests, [False, True], bench.KEYS["task-feedback"][1],
+                               bench.relevance_or_decisive(0.25)) == {"llm": 2, "served": 0, "flips": 0, "won_flipped": 0}
+
+
 def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session):
     """Real ALFWorld game, real tuned prior through a real LLM replica, 3 greedy steps."""
     bench = load_benchmark("oracle_gate")
     key, gate = bench.KEYS["task-feedback"][1], bench.GATES["relevance"]
     answers, requests, won = bench.play_greedy(range(1), 3, 1, key, gate)
     assert won == [False] and len(requests) == 3
-    assert all(len(a["logp"]) == len(a["candidates"]) and a["embedding"].shape == (384,) for a in answers)
+    assert all(len(a["logp"]) == len(a["candidates"]) for a in answers)
+    # played again on its own answers (--answers), it walks the same path with the same scores
+    recorded = {(a["state"], a["candidates"]): a["logp"] for a in answers}
+    again = bench.play_greedy(range(1), 3, 1, key, gate, recorded)
+    assert again[1:] == (requests, won) and all(np.array_equal(a["logp"], b["logp"]) for a, b in zip(answers, again[0]))
     # replayed with the key it was played with, the record asks the LLM exactly as often as the play did
     replayed = bench.served_by_key(answers, requests, won, key, gate)
     assert replayed == {"llm": len(answers), "served": 3 - len(answers), "flips": 0, "won_flipped": 0}

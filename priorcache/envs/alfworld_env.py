@@ -451,10 +451,13 @@ class AlfworldEnv(gym.Env[Observation, int]):
 
     @staticmethod
     def cache_key(observation: Observation) -> str:
-        """What a keyed prior cache matches exactly (`prior.cache.mode=keyed`): the feedback to the
-        last command ("" at the start). The rest of the state is gated on what the served command
-        names; of the keys measured this one saved the most without losing wins (docs/cache.md)."""
-        return observation["state"].partition("\n\n")[2]
+        """What a keyed prior cache matches exactly (`prior.cache.mode=keyed`): the task and the
+        feedback to the last command (none at the start). The rest of the state is gated on what
+        the served command names. Without the task the key saved more but served close calls made
+        for other tasks, which cost wins (docs/cache.md, "Close calls keep to their task")."""
+        head, _, feedback = observation["state"].partition("\n\n")
+        task = head.partition("\n")[0]
+        return f"{task}\n\n{feedback}"
 
     def _observe(self, game_state: textworld.GameState, feedback: str | None = None) -> Observation:
         self._candidates, self._dropped = action_slots(game_state["admissible_commands"], self.max_actions, _DROPPED_COMMANDS)

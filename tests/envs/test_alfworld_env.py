@@ -104,12 +104,13 @@ def test_reset_observation_and_info(env, seen_games):
     assert not info["won"] and not info["lost"] and info["candidates_truncated"] == 0
 
 
-def test_the_cache_key_is_the_last_feedback(env):
+def test_the_cache_key_is_the_task_and_the_last_feedback(env):
     obs, _ = env.reset(options={"game_index": 0})
-    assert env.cache_key(obs) == ""
+    task = obs["state"].split("\n")[0]
+    assert task.startswith("Your task is to: ") and env.cache_key(obs) == f"{task}\n\n"
     obs, _, _, _, info = env.step(obs["candidates"].index("go to sidetable 1"))
-    assert env.cache_key(obs) == info["feedback"].strip() != ""
-    assert obs["state"].endswith("\n\n" + env.cache_key(obs))
+    assert env.cache_key(obs) == f"{task}\n\n{info['feedback'].strip()}" != f"{task}\n\n"
+    assert obs["state"].endswith("\n\n" + info["feedback"].strip())
 
 
 @pytest.mark.parametrize("task", EXPERT_TASKS)

@@ -253,13 +253,14 @@ def keyed_cache_with(text: str, logp: np.ndarray, **params) -> SemanticCache:
     return c
 
 
-def test_keyed_a_decisive_answer_serves_where_the_gate_would_refuse_if_asked_to():
+def test_keyed_a_decisive_answer_serves_where_the_gate_would_refuse():
     looked_in_fridge = SEEN_NOTHING.replace("sinkbasin 1.", "sinkbasin 1.\nYou have looked in/on: fridge 1.")
     decisive = np.log([0.65, 0.35])  # the fridge leads by 0.62 nats
-    assert keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive), looked_in_fridge) is None  # strict by default
-    hit = keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive, decisive_margin=0.5), looked_in_fridge)
-    np.testing.assert_allclose(hit.logp, decisive)
+    np.testing.assert_allclose(keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive), looked_in_fridge).logp, decisive)
+    assert keyed_lookup(keyed_cache_with(SEEN_NOTHING, TO_FRIDGE), looked_in_fridge) is None  # a close call (0.2)
     assert keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive, decisive_margin=0.7), looked_in_fridge) is None
+    assert keyed_lookup(keyed_cache_with(SEEN_NOTHING, decisive, decisive_margin=float("inf")),
+                        looked_in_fridge) is None  # the strict gate
     with pytest.raises(ValueError, match="decisive_margin"):
         cache(mode="keyed", decisive_margin=-1.0)
 

@@ -9,8 +9,8 @@ the LLM gave over a candidate-action set. A lookup hits when an entry with the s
 - `keyed`: the state's *key* is identical (the part of the state its env names as what the prior
   hinges on, `cache_key`; the whole text where the env names none), and the entry passes the
   relevance gate (`relevance.py`): the two texts do not differ in any word the entry's top
-  command names, or (opt-in) the entry is *decisive*: its top command leads the next by at
-  least `decisive_margin` nats. Several entries share a key; the latest one the gate lets
+  command names, or the entry is *decisive*: its top command leads the next by at least
+  `decisive_margin` nats. Several entries share a key; the latest one the gate lets
   through serves;
 - `off`: never hits, stores nothing (the uncached baseline).
 
@@ -38,7 +38,6 @@ Two options go past one global threshold over identical candidate sets:
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Sequence
 
@@ -90,7 +89,7 @@ class CacheParams:
     """Every entry learns its own threshold from audits (see the module docstring)."""
     kl_tolerance: float = 0.1
     """`per_entry`: an audited hit costing more KL (nats) than this counts as a false hit."""
-    decisive_margin: float = math.inf
+    decisive_margin: float = 0.25
     """`keyed`: an entry whose top command leads its second by at least this many nats serves
     even where the relevance gate would refuse it (`relevance.decisive`); inf: never."""
 
