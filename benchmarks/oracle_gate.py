@@ -21,34 +21,33 @@ without the LLM), and replays the answers in order three ways:
    episodes with a flip (whose path would change), each with and without a relevance gate
    (the platform's, `cache/relevance.py`: an answer stored under the key serves a state unless
    the two texts differ in something its top command names; `relevance-or-decisive` also lets
-   through answers whose top command leads by 0.5 nats, with the refusals split by that lead
-   and a replay per margin). `--key NAME [--gate GATE]` plays the greedy agent through such a
-   cache for real and prints what it won. The platform's keyed cache (`prior.cache.mode=keyed`)
-   is `--key feedback --gate relevance`; with `prior.cache.decisive_margin=0.5` it is `--gate
-   relevance-or-decisive`.
+   through answers whose top command leads by `--decisive-margin` nats, 0.25 by default, with
+   the refusals split by that lead and a replay per margin). `--key NAME [--gate GATE]` plays
+   the greedy agent through such a cache for real and prints what it won. The platform's keyed
+   cache (`prior.cache.mode=keyed`) is `--key task-feedback --gate relevance-or-decisive`.
+
+A real play re-asks the LLM every state a recorded play already met; `--answers F ...` (files
+written by `--save`) answers those from the record instead: llama.cpp at one thread count gives
+the same scores to the last digit (checked on 12 recorded states), so the play is the same and
+takes minutes instead of half an hour. Only states off the recorded paths reach the LLM.
 
 How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
                  [--threads 2] [--save F | --replay F] [--answers F [F ...]]
                  [--key state|progress|place|task-feedback|feedback]
-                 [--gate none|relevance|relevance-or-decisive|relevance-but-feedback]
+                 [--gate none|relevance|relevance-or-decisive|relevance-but-feedback] [--decisive-margin M]
 
-Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min): 12/40 won, 1,563 requests,
-586 LLM answers (exact matching: 2.67x); the nearest neighbour keeps the fresh argmax for about a
-third of the states, so the bound is 3.95x with no similarity floor and 3.50x / 3.29x / 3.10x at
-cosine 0.90 / 0.95 / 0.98; neighbours that lead by >= 1 nat keep it for under half; keyed on task
-and last feedback, 3.60x with argmax flips in 2 of the 12 won episodes, and played for real
-(`--key task-feedback`) 10/40 won at 3.93x (`--key feedback`: the same 10/40 at 4.54x); with
-`--gate relevance` no flip at all and 12/40 at 2.89x (`--key feedback`: 12/40 at 3.33x, one won
-episode traded for another); perfect retrieval's loose ceiling 16x. On seeds 40-79
-(`--first-seed 40`): 7/40 won, exact matching 3.24x; `--key feedback --gate relevance` 8/40 at 3.57x;
-on seeds 80-119: 10/40 and 3.27x; 10/40 (the same episodes) at 3.74x. `--key feedback --gate
-relevance-but-feedback` on seeds 0-39: 11/40 at 3.61x (replay 3.50x, one won episode with a flip).
-`--key feedback --gate relevance-or-decisive` (decisive margin 0.5 nats): 10/40 at 3.75x on seeds
-0-39, 8/40 at 4.02x on 40-79, 10/40 at 4.29x on 80-119 (replays 3.59x, 4.16x, 4.15x). Seeds 120-159
-(held out): exact matching 9/40 at 3.24x, `--gate relevance` 7/40 at 3.81x, `--gate
-relevance-or-decisive` 7/40 (the same episodes) at 4.19x.
-See docs/cache.md ("An oracle-gated bound", "Gates a cache could run, and coarser keys",
-"Decisive answers").
+Results to expect (2026-11-29, 20 min on 2 cores; `--replay` 1 min; with `--answers` 5-10 min):
+12/40 won, 1,563 requests, 586 LLM answers (exact matching: 2.67x); the nearest neighbour keeps
+the fresh argmax for about a third of the states, so the bound is 3.95x with no similarity floor
+and 3.50x / 3.29x / 3.10x at cosine 0.90 / 0.95 / 0.98; neighbours that lead by >= 1 nat keep
+it for under half; perfect retrieval's loose ceiling 16x. Played for real, 40 episodes per
+seed range (exact matching / `--key feedback --gate relevance`, the platform's keyed cache
+until 2026-11-29 / `--key task-feedback --gate relevance-or-decisive`, the platform's now):
+seeds 0-39 12 won at 2.67x / 12 at 3.33x / 12 at 3.35x; 40-79 7 at 3.24x / 8 at 3.57x / 7 at
+4.28x; 80-119 10 at 3.27x / 10 at 3.74x / 10 at 4.01x; 120-159 9 at 3.24x / 7 at 3.81x / 9 at
+3.93x; 160-199 (held out) 12 at 2.85x / - / 12 at 3.31x. More keys and gates, and the older
+rules' runs: docs/cache.md ("Gates a cache could run, and coarser keys", "Decisive answers",
+"Close calls keep to their task").
 """
 
 from __future__ import annotations
@@ -263,7 +262,8 @@ candidates still tell the place and the hands apart)."""
 MARGINS = (0.0, 0.5, 1.0, 2.0)
 """Confidence gates: serve the nearest neighbour (cosine >= 0.90) when its top command leads by this many nats."""
 DECISIVE_MARGINS = (float("inf"), 1.0, 0.5, 0.25, 0.1, 0.0)
-"""Decisive margins replayed for the keyed cache (last feedback key); inf is the strict gate."""
+"""Decisive margins replayed for the keyed cache (keyed on task and last feedback, as the platform, and on the
+last feedback alone); inf is the strict gate."""
 
 
 def load(path: str | Path) -> tuple[list[dict], list[dict], list[bool]]:

@@ -1,23 +1,23 @@
 """The relevance gate of the keyed cache: may a prior stored for one state serve another?
 
 A keyed cache (`core.py`, `mode="keyed"`) holds several LLM answers under one key (the part of
-the state its env names as what the prior hinges on, e.g. ALFWorld's last feedback). An answer
-serves a state under its key unless the two state texts differ in something the answer's top
-command names: `fridge 1` looked in once more, `open` said once less. Plain word counting, no
-LLM and no knowledge of any env's layout.
+the state its env names as what the prior hinges on, e.g. ALFWorld's task and last feedback). An
+answer serves a state under its key unless the two state texts differ in something the answer's
+top command names: `fridge 1` looked in once more, `open` said once less. Plain word counting,
+no LLM and no knowledge of any env's layout.
 
 Why this rule: a greedy agent keeps its path exactly when every served prior has the LLM's own
 argmax, and on ALFWorld every argmax flip of a coarser key had that visible cause (the stored
 top command went somewhere the fresh state had already been). Measured with
 `benchmarks/oracle_gate.py`, docs/cache.md ("A relevance gate").
 
-Where the LLM put the answer's top command ahead of the next by a wide margin (`decisive`), a
+Where the LLM put the answer's top command ahead of the next by a clear margin (`decisive`), a
 touched word rarely changes its choice: on the recorded ALFWorld answers, 141 of the 143
 answers the gate refused with a lead of 0.5 nats or more kept the fresh argmax, against 114 of
-148 with a smaller lead. A keyed cache can let decisive answers through
-(`prior.cache.decisive_margin`); played on 200 greedy episodes that saved 3.99x LLM queries
-instead of 3.59x and won 51 instead of 53, so it is off by default (docs/cache.md, "Decisive
-answers").
+148 with a smaller lead. So an answer leading by `prior.cache.decisive_margin` nats (0.25 by
+default) passes. Under a key without the task that cost wins, as close calls and decisive
+answers made for another task were served; with ALFWorld's task in the key it kept every win of
+exact matching on 200 greedy episodes (docs/cache.md, "Close calls keep to their task").
 """
 
 from __future__ import annotations
