@@ -77,17 +77,19 @@ def test_the_task_in_the_key_keeps_close_calls_to_their_task(load_benchmark):
                                bench.relevance_or_decisive(0.25)) == {"llm": 2, "served": 0, "flips": 0, "won_flipped": 0}
 
 
-def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session):
+def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session, capsys):
     """Real ALFWorld game, real tuned prior through a real LLM replica, 3 greedy steps."""
     bench = load_benchmark("oracle_gate")
     key, gate = bench.KEYS["task-feedback"][1], bench.GATES["relevance"]
     answers, requests, won = bench.play_greedy(range(1), 3, 1, key, gate)
     assert won == [False] and len(requests) == 3
     assert all(len(a["logp"]) == len(a["candidates"]) for a in answers)
-    # played again on its own answers (--answers), it walks the same path with the same scores
+    # played again on its own answers (--answers), it walks the same path with the same scores, asking nothing
     recorded = {(a["state"], a["candidates"]): a["logp"] for a in answers}
+    capsys.readouterr()
     again = bench.play_greedy(range(1), 3, 1, key, gate, recorded)
     assert again[1:] == (requests, won) and all(np.array_equal(a["logp"], b["logp"]) for a, b in zip(answers, again[0]))
+    assert f"{len(answers)} LLM answers (0 not recorded)" in capsys.readouterr().out
     # replayed with the key it was played with, the record asks the LLM exactly as often as the play did
     replayed = bench.served_by_key(answers, requests, won, key, gate)
     assert replayed == {"llm": len(answers), "served": 3 - len(answers), "flips": 0, "won_flipped": 0}
