@@ -62,6 +62,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from priorcache.envs.alfworld_env import AlfworldEnv  # noqa: E402
 from priorcache.envs.registry import make_text_env, resolve_env  # noqa: E402
 from priorcache.experiment import init_ray  # noqa: E402
 from priorcache.platform.cache.core import remap  # noqa: E402
@@ -254,11 +255,12 @@ KEYS: dict[str, tuple[str, Callable[[dict], Hashable]]] = {
     "progress": ("the state without its last feedback", lambda a: (_sections(a)[:2], a["candidates"])),
     "place": ("task, place and what is carried",
               lambda a: (_sections(a)[0], _sections(a)[1].split("\n")[0], a["candidates"])),
-    "task-feedback": ("task and last feedback", lambda a: (_sections(a)[0], _sections(a)[2], a["candidates"])),
+    "task-feedback": ("task and last feedback", lambda a: (AlfworldEnv.cache_key(a), a["candidates"])),
     "feedback": ("last feedback alone", lambda a: (_sections(a)[2], a["candidates"])),
 }
 """Exact-match keys: the whole state, and parts of it, each with the candidate set (the
-candidates still tell the place and the hands apart)."""
+candidates still tell the place and the hands apart). `task-feedback` is the platform's key, the
+env's own `cache_key`, so the script measures what `prior.cache.mode=keyed` matches on."""
 MARGINS = (0.0, 0.5, 1.0, 2.0)
 """Confidence gates: serve the nearest neighbour (cosine >= 0.90) when its top command leads by this many nats."""
 DECISIVE_MARGINS = (float("inf"), 1.0, 0.5, 0.25, 0.1, 0.0)
