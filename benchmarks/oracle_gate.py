@@ -56,7 +56,7 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable, Iterator, Sequence
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -125,7 +125,8 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
                 done = terminated or truncated
             won.append(bool(terminated))
             print(f"episode {episode + 1}/{len(seeds)} (seed {seed}): {'won' if terminated else 'lost'}, "
-                  f"{len(requests)} requests, {len(answers)} LLM answers ({asked} not recorded)", flush=True)
+                  f"{len(requests)} requests, {len(answers)} LLM answers"
+                  + (f" ({asked} asked, the rest from --answers)" if recorded else ""), flush=True)
     finally:
         env.close()
     return answers, requests, won
@@ -164,20 +165,30 @@ def _keeps_argmax(stored: dict, fresh: dict) -> bool:
     return int(np.argmax(remapped)) == int(np.argmax(fresh["logp"]))
 
 
-def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], key: Callable[[dict], Hashable],
-                  gate: Gate) -> dict[str, int]:
-    """Replay the requests through an exact cache keyed on `key(answer)` instead of the whole
-    state, served as `play_greedy` serves (`serving_entry` with `gate`). Counts LLM answers,
-    served requests, argmax flips and the won episodes with a flip."""
+def _replayed(answers: list[dict], requests: list[dict], key: Callable[[dict], Hashable], gate: Gate
+              ) -> Iterator[tuple[dict, dict, list[int], tuple[int, np.ndarray] | None]]:
+    """Replay the requests through an exact cache keyed on `key(answer)`, served as `play_greedy`
+    serves (`serving_entry` with `gate`): per request (the request, its fresh answer, the entries
+    stored under its key before it, the serving entry or None where the LLM answers)."""
     stored: dict[Hashable, list[int]] = {}
-    llm = served = flips = 0
-    flipped: set[int] = set()
     for request in requests:
         fresh = answers[request["answer"]]
         entries = stored.setdefault(key(fresh), [])
         found = serving_entry(entries, fresh, answers, gate)
+        yield request, fresh, list(entries), found
         if found is None:
             entries.append(request["answer"])
+
+
+def served_by_key(answers: list[dict], requests: list[dict], won: list[bool], key: Callable[[dict], Hashable],
+                  gate: Gate) -> dict[str, int]:
+    """Replay the requests through an exact cache keyed on `key(answer)` instead of the whole
+    state (`_replayed`). Counts LLM answers, served requests, argmax flips and the won episodes
+    with a flip."""
+    llm = served = flips = 0
+    flipped: set[int] = set()
+    for request, fresh, _, found in _replayed(answers, requests, key, gate):
+        if found is None:
             llm += 1
             continue
         served += 1
@@ -191,21 +202,15 @@ def refused_by_lead(answers: list[dict], requests: list[dict], margin: float) ->
     """The answers the strict relevance gate refuses under the last-feedback key (the latest entry
     under the key, where there is one), split by whether their top command leads by `margin`
     nats: {"decisive" | "close call": (refused, of them argmax kept)}."""
-    key, strict = KEYS["feedback"][1], GATES["relevance"]
-    stored: dict[Hashable, list[int]] = {}
     counts = {"decisive": [0, 0], "close call": [0, 0]}
-    for request in requests:
-        fresh = answers[request["answer"]]
-        entries = stored.setdefault(key(fresh), [])
-        if serving_entry(entries, fresh, answers, strict) is not None:
+    for _, fresh, entries, found in _replayed(answers, requests, KEYS["feedback"][1], gate_named("relevance")):
+        if found is not None or not entries:
             continue
-        if entries:
-            latest = answers[entries[-1]]
-            logp, _ = remap(latest["logp"], latest["candidates"], fresh["candidates"])
-            count = counts["decisive" if decisive(logp, margin) else "close call"]
-            count[0] += 1
-            count[1] += int(np.argmax(logp)) == int(np.argmax(fresh["logp"]))
-        entries.append(request["answer"])
+        latest = answers[entries[-1]]
+        logp, _ = remap(latest["logp"], latest["candidates"], fresh["candidates"])
+        count = counts["decisive" if decisive(logp, margin) else "close call"]
+        count[0] += 1
+        count[1] += int(np.argmax(logp)) == int(np.argmax(fresh["logp"]))
     return {group: (refused, kept) for group, (refused, kept) in counts.items()}
 
 
@@ -234,13 +239,20 @@ def relevance_or_decisive(margin: float) -> Gate:
         decisive(logp, margin) or untouched(stored_state, fresh_state, command))
 
 
-GATES: dict[str, Gate] = {
-    "none": lambda stored_state, fresh_state, command, logp: True,
-    "relevance": lambda stored_state, fresh_state, command, logp: untouched(stored_state, fresh_state, command),
-    "relevance-or-decisive": relevance_or_decisive(DECISIVE_MARGIN),
-    "relevance-but-feedback": untouched_but_feedback,
+GATES: dict[str, Callable[[float], Gate]] = {
+    "none": lambda margin: lambda stored_state, fresh_state, command, logp: True,
+    "relevance": lambda margin: lambda stored_state, fresh_state, command, logp: untouched(
+        stored_state, fresh_state, command),
+    "relevance-or-decisive": relevance_or_decisive,
+    "relevance-but-feedback": lambda margin: untouched_but_feedback,
 }
-"""How a keyed cache decides whether an answer stored under the key may serve a state."""
+"""How a keyed cache decides whether an answer stored under the key may serve a state, per name a
+gate given the decisive margin (only `relevance-or-decisive` has one)."""
+
+
+def gate_named(name: str, margin: float = DECISIVE_MARGIN) -> Gate:
+    """The gate `--gate name` plays, with `margin` where it takes one."""
+    return GATES[name](margin)
 
 
 def _sections(answer: dict) -> tuple[str, str, str]:
@@ -309,8 +321,8 @@ def main() -> None:
     else:
         recorded = {(a["state"], a["candidates"]): a["logp"] for path in args.answers for a in load(path)[0]}
         seeds = range(args.first_seed, args.first_seed + args.episodes)
-        gate = relevance_or_decisive(args.decisive_margin) if args.gate == "relevance-or-decisive" else GATES[args.gate]
-        answers, request_log, won = play_greedy(seeds, args.max_steps, args.threads, KEYS[args.key][1], gate, recorded)
+        answers, request_log, won = play_greedy(seeds, args.max_steps, args.threads, KEYS[args.key][1],
+                                                gate_named(args.gate, args.decisive_margin), recorded)
     if args.save:
         save(args.save, answers, request_log, won)
     if not exact:
@@ -347,8 +359,8 @@ def main() -> None:
           f"| won episodes with a flip (of {sum(won)}) |")
     print("|---|---|---|---|---|---|---|")
     for name, key in KEYS.values():
-        for gate_name, gate in GATES.items():
-            row = served_by_key(answers, request_log, won, key, gate)
+        for gate_name in GATES:
+            row = served_by_key(answers, request_log, won, key, gate_named(gate_name))
             print(f"| {name} | {gate_name} | {row['llm']} | {requests / row['llm']:.2f}x | {row['served']} "
                   f"| {row['flips']} ({row['flips'] / row['served']:.0%}) | {row['won_flipped']} |")
     print("\n| answers the strict gate refuses (last feedback key) | refused | of them argmax kept |\n|---|---|---|")

@@ -46,12 +46,12 @@ def test_a_coarser_key_serves_its_first_answer_and_counts_the_flips(load_benchma
     # episode 0 meets state 0 twice; episode 1 (won) meets state 1, which only the coarser key merges
     requests = [{"episode": 0, "answer": 0}, {"episode": 0, "answer": 0}, {"episode": 1, "answer": 1}]
     won = [False, True]
-    exact = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1], bench.GATES["none"])
+    exact = bench.served_by_key(answers, requests, won, bench.KEYS["state"][1], bench.gate_named("none"))
     assert exact == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
-    by_feedback = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.GATES["none"])
+    by_feedback = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.gate_named("none"))
     assert by_feedback == {"llm": 1, "served": 2, "flips": 1, "won_flipped": 1}
     # the relevance gate sees "sinkbasin 1", which the stored top command names, once more: the LLM answers
-    gated = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.GATES["relevance"])
+    gated = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1], bench.gate_named("relevance"))
     assert gated == {"llm": 2, "served": 1, "flips": 0, "won_flipped": 0}
     # answer 0 leads by 1.9 nats: decisive at 0.5 nats it passes the gate (and flips here), not at 2
     decisive = bench.served_by_key(answers, requests, won, bench.KEYS["task-feedback"][1],
@@ -71,7 +71,7 @@ def test_the_task_in_the_key_keeps_close_calls_to_their_task(load_benchmark):
     requests = [{"episode": 0, "answer": 0}, {"episode": 1, "answer": 1}]
     # the same feedback, another task: keyed on the feedback alone, the gate serves the close call, and it flips
     assert bench.served_by_key(answers, requests, [False, True], bench.KEYS["feedback"][1],
-                               bench.GATES["relevance"]) == {"llm": 1, "served": 1, "flips": 1, "won_flipped": 1}
+                               bench.gate_named("relevance")) == {"llm": 1, "served": 1, "flips": 1, "won_flipped": 1}
     # the platform's key and gate (task and feedback, decisive at 0.25 nats): the LLM answers
     assert bench.served_by_key(answers, requests, [False, True], bench.KEYS["task-feedback"][1],
                                bench.relevance_or_decisive(0.25)) == {"llm": 2, "served": 0, "flips": 0, "won_flipped": 0}
@@ -80,7 +80,7 @@ def test_the_task_in_the_key_keeps_close_calls_to_their_task(load_benchmark):
 def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark, ray_session, capsys):
     """Real ALFWorld game, real tuned prior through a real LLM replica, 3 greedy steps."""
     bench = load_benchmark("oracle_gate")
-    key, gate = bench.KEYS["task-feedback"][1], bench.GATES["relevance"]
+    key, gate = bench.KEYS["task-feedback"][1], bench.gate_named("relevance")
     answers, requests, won = bench.play_greedy(range(1), 3, 1, key, gate)
     assert won == [False] and len(requests) == 3
     assert all(len(a["logp"]) == len(a["candidates"]) for a in answers)
@@ -89,7 +89,7 @@ def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark
     capsys.readouterr()
     again = bench.play_greedy(range(1), 3, 1, key, gate, recorded)
     assert again[1:] == (requests, won) and all(np.array_equal(a["logp"], b["logp"]) for a, b in zip(answers, again[0]))
-    assert f"{len(answers)} LLM answers (0 not recorded)" in capsys.readouterr().out
+    assert f"{len(answers)} LLM answers (0 asked, the rest from --answers)" in capsys.readouterr().out
     # replayed with the key it was played with, the record asks the LLM exactly as often as the play did
     replayed = bench.served_by_key(answers, requests, won, key, gate)
     assert replayed == {"llm": len(answers), "served": 3 - len(answers), "flips": 0, "won_flipped": 0}
