@@ -31,7 +31,11 @@ written by `--save`) answers those from the record instead: llama.cpp at one thr
 the same scores to the last digit (checked on 12 recorded states), so the play is the same and
 takes minutes instead of half an hour. Only states off the recorded paths reach the LLM.
 
-How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--max-steps 50]
+Episodes are reset seeds; a seed draws its game from the eval pool of 140 games, so a range of
+40 seeds plays about 35 games and two ranges share games. `--by-game` plays the pool's games by
+index instead, each once: the regime where states rarely repeat.
+
+How to run:  .venv/bin/python benchmarks/oracle_gate.py [--episodes 40] [--first-seed 0] [--by-game] [--max-steps 50]
                  [--threads 2] [--save F | --replay F] [--answers F [F ...]]
                  [--key state|progress|place|task-feedback|feedback]
                  [--gate none|relevance|relevance-or-decisive|relevance-but-feedback] [--decisive-margin M]
@@ -83,9 +87,9 @@ fresh state's commands) -> may it serve."""
 
 
 def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callable[[dict], Hashable], gate: Gate,
-                recorded: dict[tuple[str, tuple[str, ...]], np.ndarray] | None = None
+                recorded: dict[tuple[str, tuple[str, ...]], np.ndarray] | None = None, by_game: bool = False
                 ) -> tuple[list[dict], list[dict], list[bool]]:
-    """Greedy episodes, one per env seed, through an exact cache keyed on `key({"state",
+    """Greedy episodes, one per env seed (`by_game`: per game index of the eval pool), through an exact cache keyed on `key({"state",
     "candidates"})`: (the LLM's answers in order, every request in order as {"episode", "answer"}
     with the index of the answer that serves it, won per episode). A state is served the scores
     of the latest answer under its key that `gate` lets serve it (`serving_entry`); otherwise the
@@ -105,7 +109,7 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
     asked = 0
     try:
         for episode, seed in enumerate(seeds):
-            obs, _ = env.reset(seed=seed)
+            obs, _ = env.reset(options={"game_index": seed}) if by_game else env.reset(seed=seed)
             done = False
             while not done:
                 state = {"state": obs["state"], "candidates": tuple(obs["candidates"])}
@@ -124,7 +128,7 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
                 obs, _, terminated, truncated, _ = env.step(int(np.argmax(logp)))
                 done = terminated or truncated
             won.append(bool(terminated))
-            print(f"episode {episode + 1}/{len(seeds)} (seed {seed}): {'won' if terminated else 'lost'}, "
+            print(f"episode {episode + 1}/{len(seeds)} ({'game' if by_game else 'seed'} {seed}): {'won' if terminated else 'lost'}, "
                   f"{len(requests)} requests, {len(answers)} LLM answers"
                   + (f" ({asked} asked, the rest from --answers)" if recorded else ""), flush=True)
     finally:
@@ -298,6 +302,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--first-seed", type=int, default=0, help="env seed of the first episode (one game per seed)")
+    parser.add_argument("--by-game", action="store_true",
+                        help="episodes play the eval pool's games by index from --first-seed, each once, instead of "
+                             "reset seeds (a seed draws its game from the pool, so seed ranges repeat games)")
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads of the LLM replica")
     parser.add_argument("--save", default="", help="write the answers, requests and outcomes to this JSON file")
@@ -322,7 +329,7 @@ def main() -> None:
         recorded = {(a["state"], a["candidates"]): a["logp"] for path in args.answers for a in load(path)[0]}
         seeds = range(args.first_seed, args.first_seed + args.episodes)
         answers, request_log, won = play_greedy(seeds, args.max_steps, args.threads, KEYS[args.key][1],
-                                                gate_named(args.gate, args.decisive_margin), recorded)
+                                                gate_named(args.gate, args.decisive_margin), recorded, args.by_game)
     if args.save:
         save(args.save, answers, request_log, won)
     if not exact:

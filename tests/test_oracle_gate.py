@@ -3,6 +3,8 @@
 
 import numpy as np
 
+from priorcache.envs.registry import make_text_env, resolve_env
+from priorcache.platform.config import load_config
 from priorcache.platform.embed import TextEmbedder
 
 
@@ -93,3 +95,10 @@ def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark
     # replayed with the key it was played with, the record asks the LLM exactly as often as the play did
     replayed = bench.served_by_key(answers, requests, won, key, gate)
     assert replayed == {"llm": len(answers), "served": 3 - len(answers), "flips": 0, "won_flipped": 0}
+    # --by-game plays the eval pool's games by index, each once: episode 0 is game 0, whatever seed 0 draws
+    by_game = bench.play_greedy(range(1), 1, 1, key, gate, {}, by_game=True)[0][0]["state"]
+    env = make_text_env(resolve_env(load_config(bench.EXPERIMENT, ["env.alfworld.max_games=0"]).env), "eval")
+    try:
+        assert by_game == env.reset(options={"game_index": 0})[0]["state"] != answers[0]["state"]
+    finally:
+        env.close()
