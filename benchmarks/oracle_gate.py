@@ -92,9 +92,10 @@ fresh state's commands) -> may it serve."""
 def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callable[[dict], Hashable], gate: Gate,
                 recorded: dict[tuple[str, tuple[str, ...]], np.ndarray] | None = None, by_game: bool = False
                 ) -> tuple[list[dict], list[dict], list[bool]]:
-    """Greedy episodes, one per env seed (`by_game`: per game index of the eval pool), through an exact cache keyed on `key({"state",
-    "candidates"})`: (the LLM's answers in order, every request in order as {"episode", "answer"}
-    with the index of the answer that serves it, won per episode). A state is served the scores
+    """Greedy episodes, one per env seed (`by_game`: per game index of the eval pool), through an
+    exact cache keyed on `key({"state", "candidates"})`: (the LLM's answers in order, every
+    request in order as {"episode", "answer"} with the index of the answer that serves it, won
+    per episode). A state is served the scores
     of the latest answer under its key that `gate` lets serve it (`serving_entry`); otherwise the
     LLM is asked, or `recorded` answers for it where it holds the state: the same scores, as
     llama.cpp at one thread count is deterministic (`--answers`)."""
@@ -131,8 +132,8 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
                 obs, _, terminated, truncated, _ = env.step(int(np.argmax(logp)))
                 done = terminated or truncated
             won.append(bool(terminated))
-            print(f"episode {episode + 1}/{len(seeds)} ({'game' if by_game else 'seed'} {seed}): {'won' if terminated else 'lost'}, "
-                  f"{len(requests)} requests, {len(answers)} LLM answers"
+            print(f"episode {episode + 1}/{len(seeds)} ({'game' if by_game else 'seed'} {seed}): "
+                  f"{'won' if terminated else 'lost'}, {len(requests)} requests, {len(answers)} LLM answers"
                   + (f" ({asked} asked, the rest from --answers)" if recorded else ""), flush=True)
     finally:
         env.close()
