@@ -305,7 +305,7 @@ def save(path: str | Path, answers: list[dict], requests: list[dict], won: list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=40)
-    parser.add_argument("--first-seed", type=int, default=0, help="env seed of the first episode (one game per seed)")
+    parser.add_argument("--first-seed", type=int, default=0, help="env seed of the first episode (--by-game: its game index)")
     parser.add_argument("--by-game", action="store_true",
                         help="episodes play the eval pool's games by index from --first-seed, each once, instead of "
                              "reset seeds (a seed draws its game from the pool, so seed ranges repeat games)")
