@@ -25,6 +25,9 @@ without the LLM), and replays the answers in order three ways:
    the refusals split by that lead and a replay per margin). `--key NAME [--gate GATE]` plays
    the greedy agent through such a cache for real and prints what it won. The platform's keyed
    cache (`prior.cache.mode=keyed`) is `--key task-feedback --gate relevance-or-decisive`.
+   Its LLM answers that are the first of their task-and-feedback pair no gate can serve; the
+   last table asks whether the nearest earlier answer of the same task would have kept their
+   argmax.
 
 A real play re-asks the LLM every state a recorded play already met; `--answers F ...` (files
 written by `--save`) answers those from the record instead: llama.cpp at one thread count gives
@@ -222,6 +225,27 @@ def refused_by_lead(answers: list[dict], requests: list[dict], margin: float) ->
     return {group: (refused, kept) for group, (refused, kept) in counts.items()}
 
 
+def new_pairs_by_task_neighbour(answers: list[dict], requests: list[dict]) -> list[tuple[float, float, bool]]:
+    """The platform's keyed cache's LLM answers that are the first of their task-and-feedback pair
+    (no gate could serve them): per such answer with an earlier LLM answer of the same task,
+    (cosine to the nearest of those, the lead in nats of its scores remapped over this state's
+    commands, whether their argmax is the fresh one)."""
+    key, gate = KEYS["task-feedback"][1], gate_named("relevance-or-decisive")
+    asked: dict[str, list[int]] = {}
+    out = []
+    for request, fresh, entries, found in _replayed(answers, requests, key, gate):
+        if found is not None:
+            continue
+        same_task = asked.setdefault(_sections(fresh)[0], [])
+        if not entries and same_task:
+            similarity = np.stack([answers[j]["embedding"] for j in same_task]) @ fresh["embedding"]
+            nearest = answers[same_task[int(np.argmax(similarity))]]
+            logp, _ = remap(nearest["logp"], nearest["candidates"], fresh["candidates"])
+            out.append((float(similarity.max()), lead(logp), int(np.argmax(logp)) == int(np.argmax(fresh["logp"]))))
+        same_task.append(request["answer"])
+    return out
+
+
 def serving_entry(entries: list[int], state: dict, answers: list[dict], gate: Gate) -> tuple[int, np.ndarray] | None:
     """The latest of `entries` (indices of answers stored under `state`'s key) that `gate` lets
     serve `state`, with its scores remapped over `state`'s commands; None when the LLM must answer."""
@@ -384,6 +408,14 @@ def main() -> None:
             row = served_by_key(answers, request_log, won, KEYS[key][1], relevance_or_decisive(margin))
             print(f"| {margin} nats | {KEYS[key][0]} | {row['llm']} | {requests / row['llm']:.2f}x | {row['flips']} "
                   f"| {row['won_flipped']} |")
+    pairs = new_pairs_by_task_neighbour(answers, request_log)
+    print(f"\n| keyed cache's first answers of a task-and-feedback pair ({len(pairs)} with an earlier answer of the "
+          "task): served from the task's nearest answer when | served | of them argmax kept |\n|---|---|---|")
+    for delta in DELTAS[1:]:
+        for margin in MARGINS[:3]:
+            served = [kept for similarity, lead_, kept in pairs if similarity >= delta and lead_ >= margin]
+            print(f"| cosine >= {delta:.2f}, lead >= {margin:.1f} nats | {len(served)} "
+                  f"| {sum(served)} ({np.mean(served) if served else float('nan'):.0%}) |")
 
 
 if __name__ == "__main__":

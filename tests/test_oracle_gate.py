@@ -102,3 +102,20 @@ def test_the_play_records_what_its_replay_reads_on_the_real_prior(load_benchmark
         assert by_game == env.reset(options={"game_index": 0})[0]["state"] != answers[0]["state"]
     finally:
         env.close()
+
+
+def test_a_new_task_and_feedback_pair_is_measured_against_the_tasks_nearest_answer(load_benchmark):
+    bench = load_benchmark("oracle_gate")
+    commands = ("go to fridge 1", "open fridge 1")
+    task = "Your task is to: cool some pot and put it in stoveburner."
+    answers = [{"state": f"{task}\n\n{feedback}", "candidates": commands, "logp": np.array(logp),
+                "embedding": np.array(vector)}
+               for feedback, logp, vector in (("You arrive at the room.", [-0.1, -2.0], [1.0, 0.0]),
+                                              ("You arrive at fridge 1.", [-2.0, -0.1], [0.8, 0.6]),
+                                              ("You arrive at fridge 1.", [-2.0, -0.1], [0.8, 0.6]))]
+    other_task = {**answers[0], "state": answers[0]["state"].replace("cool some pot", "heat some egg")}
+    requests = [{"episode": 0, "answer": i} for i in range(3)] + [{"episode": 1, "answer": 3}]
+    # answer 1 is new feedback for its task: the task's nearest answer (0, cosine 0.8, lead 1.9) flips it;
+    # answer 2 repeats answer 1's pair (the cache serves it) and the other task has no earlier answer
+    pairs = bench.new_pairs_by_task_neighbour(answers + [other_task], requests)
+    assert [(round(c, 6), round(lead, 6), kept) for c, lead, kept in pairs] == [(0.8, 1.9, False)]
