@@ -98,16 +98,14 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
     """Greedy episodes, one per env seed (`by_game`: per game index of the eval pool), through an
     exact cache keyed on `key({"state", "candidates"})`: (the LLM's answers in order, every
     request in order as {"episode", "answer"} with the index of the answer that serves it, won
-    per episode). A state is served the scores
-    of the latest answer under its key that `gate` lets serve it (`serving_entry`); otherwise the
-    LLM is asked, or `recorded` answers for it where it holds the state: the same scores, as
-    llama.cpp at one thread count is deterministic (`--answers`)."""
+    per episode). A state is served the scores of the latest answer under its key that `gate`
+    lets serve it (`serving_entry`); otherwise the LLM is asked, or `recorded` answers for it
+    where it holds the state: the same scores, as llama.cpp at one thread count is deterministic
+    (`--answers`). Game indices past the pool raise ValueError before the LLM starts."""
     cfg = load_config(EXPERIMENT, [
         f"env.max_steps={max_steps}", "env.alfworld.max_games=0", f"prior.llm.adapter_path={ADAPTER}",
         "prior.cache.mode=off", f"prior.llm.n_threads={threads}",
     ])
-    init_ray(cfg.ray)
-    client = PriorClient(cfg.prior)
     env = make_text_env(resolve_env(cfg.env), "eval")
     answers: list[dict] = []
     requests: list[dict] = []
@@ -115,6 +113,12 @@ def play_greedy(seeds: Sequence[int], max_steps: int, threads: int, key: Callabl
     won: list[bool] = []
     asked = 0
     try:
+        games = len(env.unwrapped.game_files)
+        if by_game and max(seeds, default=0) >= games:
+            raise ValueError(f"--by-game: the eval pool has {games} games (indices 0..{games - 1}), so --first-seed "
+                             f"plus --episodes must be at most {games}; got episodes up to game {max(seeds)}")
+        init_ray(cfg.ray)
+        client = PriorClient(cfg.prior)
         for episode, seed in enumerate(seeds):
             obs, _ = env.reset(options={"game_index": seed}) if by_game else env.reset(seed=seed)
             done = False

@@ -2,6 +2,7 @@
 (the full 40-episode play is run by hand, docs/cache.md), and 3 real greedy steps on the real prior."""
 
 import numpy as np
+import pytest
 
 from priorcache.envs.registry import make_text_env, resolve_env
 from priorcache.platform.config import load_config
@@ -119,3 +120,9 @@ def test_a_new_task_and_feedback_pair_is_measured_against_the_tasks_nearest_answ
     # answer 2 repeats answer 1's pair (the cache serves it) and the other task has no earlier answer
     pairs = bench.new_pairs_by_task_neighbour(answers + [other_task], requests)
     assert [(round(c, 6), round(lead, 6), kept) for c, lead, kept in pairs] == [(0.8, 1.9, False)]
+
+
+def test_by_game_past_the_pool_fails_before_the_llm_starts(load_benchmark):
+    bench = load_benchmark("oracle_gate")
+    with pytest.raises(ValueError, match=r"--by-game: the eval pool has 140 games .* at most 140; got .* game 140"):
+        bench.play_greedy(range(139, 141), 1, 1, bench.KEYS["state"][1], bench.gate_named("none"), by_game=True)
